@@ -1,0 +1,255 @@
+"""Reading and writing datasets: D4RL-format HDF5, NPZ, Minari's local store.
+
+D4RL semantics: files hold ``observations, actions, rewards, terminals`` (+ ``timeouts``,
+``next_observations``, ``infos/*``, ``metadata/*`` in v2 files). When ``next_observations`` is
+missing it is built from ``observations[i + 1]`` and the transition at a timeout (whose successor
+is the next episode's first state) is dropped, exactly as ``d4rl.qlearning_dataset`` does (that
+function also drops the last transition of the file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentlab.data.dataset import CORE_KEYS, Dataset
+from agentlab.errors import UserError
+
+REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
+
+
+def dataset_dir() -> Path:
+    """``$AGENTLAB_DATA`` or ``~/.cache/agentlab/datasets``."""
+    return Path(os.environ.get("AGENTLAB_DATA", Path.home() / ".cache" / "agentlab" / "datasets"))
+
+
+def _meta_value(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist() if v.size > 1 else v.item()
+    return v
+
+
+def _from_arrays(arrays: dict[str, np.ndarray], metadata: dict[str, Any], source: str,
+                 drop_invalid: bool = False) -> Dataset:
+    for key in REQUIRED_KEYS:
+        if key not in arrays:
+            raise UserError(f"{source}: required key {key!r} is missing (has: {', '.join(sorted(arrays))})")
+    n = len(arrays["observations"])
+    for key in REQUIRED_KEYS + tuple(k for k in ("timeouts", "next_observations") if k in arrays):
+        if len(arrays[key]) != n:
+            raise UserError(f"{source}: arrays have different lengths (observations {n}, {key} {len(arrays[key])})")
+    obs = np.asarray(arrays["observations"], dtype=np.float32)
+    terminals = np.asarray(arrays["terminals"]).astype(bool).reshape(-1)
+    timeouts = np.asarray(arrays.get("timeouts", np.zeros(n, bool))).astype(bool).reshape(-1)
+    extras = {k: np.asarray(v) for k, v in arrays.items() if k not in CORE_KEYS and len(v) == n}
+    if "next_observations" in arrays:
+        next_obs = np.asarray(arrays["next_observations"], dtype=np.float32)
+        keep = np.ones(n, bool)
+    else:
+        # qlearning_dataset: s' = obs[i+1]; drop timeout transitions and the final row.
+        next_obs = np.concatenate([obs[1:], obs[-1:]], 0)
+        keep = ~timeouts
+        keep[-1] = False
+        # the transition before a dropped timeout now ends its episode
+        prev_of_drop = np.flatnonzero(~keep[:-1]) - 1
+        prev_of_drop = prev_of_drop[prev_of_drop >= 0]
+        timeouts = timeouts.copy()
+        timeouts[prev_of_drop] = ~terminals[prev_of_drop]
+        if n <= 1:
+            raise UserError(f"{source}: too few transitions to build next_observations")
+    ds_arrays = dict(observations=obs[keep], actions=np.asarray(arrays["actions"], dtype=np.float32)[keep],
+                     rewards=np.asarray(arrays["rewards"], dtype=np.float32).reshape(-1)[keep],
+                     next_observations=next_obs[keep], terminals=terminals[keep], timeouts=timeouts[keep])
+    extras = {k: v[keep] for k, v in extras.items()}
+    ds = Dataset(**ds_arrays, metadata=dict(metadata), extras=extras)
+    bad = ds.invalid_counts()
+    if bad:
+        if not drop_invalid:
+            counts = ", ".join(f"{k}: {v} rows" for k, v in bad.items())
+            raise UserError(f"{source}: NaN/Inf values ({counts}); pass --drop-invalid to drop those rows")
+        finite = np.ones(len(ds), bool)
+        for key in ("observations", "actions", "rewards", "next_observations"):
+            arr = getattr(ds, key)
+            finite &= np.isfinite(arr).reshape(len(arr), -1).all(1)
+        ds = ds.drop_rows(finite)
+        ds.metadata["dropped_invalid_rows"] = int((~finite).sum())
+    ds.metadata.setdefault("source", source)
+    return ds
+
+
+def read_hdf5(path: str | Path, drop_invalid: bool = False) -> Dataset:
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"dataset file not found: {path}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise UserError(f"{path} is not a readable HDF5 file") from None
+    arrays: dict[str, np.ndarray] = {}
+    metadata: dict[str, Any] = {}
+    with f:
+        def visit(name: str, obj: Any) -> None:
+            if isinstance(obj, h5py.Dataset):
+                if name.startswith("metadata/"):
+                    metadata[name[len("metadata/"):]] = _meta_value(obj[()])
+                elif obj.shape != ():
+                    arrays[name] = obj[()]
+        f.visititems(visit)
+        for k, v in f.attrs.items():
+            metadata.setdefault(k, _meta_value(v))
+        if "metadata" in f:
+            for k, v in f["metadata"].attrs.items():
+                metadata[k] = _meta_value(v)
+    if "metadata_json" in metadata:
+        metadata.update(json.loads(metadata.pop("metadata_json")))
+    metadata.setdefault("format", "agentlab" if metadata.get("generator") else "d4rl")
+    if "dataset_name" not in metadata:
+        metadata["dataset_name"] = path.stem
+    return _from_arrays(arrays, metadata, str(path), drop_invalid)
+
+
+def read_npz(path: str | Path, drop_invalid: bool = False) -> Dataset:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"dataset file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception:  # noqa: BLE001 - any unreadable archive is a user problem
+        raise UserError(f"{path} is not a readable NPZ file") from None
+    metadata: dict[str, Any] = {"dataset_name": path.stem, "format": "npz"}
+    if "metadata_json" in arrays:
+        metadata.update(json.loads(str(arrays.pop("metadata_json"))))
+    return _from_arrays(arrays, metadata, str(path), drop_invalid)
+
+
+def save_d4rl(dataset: Dataset, path: str | Path) -> Path:
+    """Write a D4RL-format HDF5 file (same keys and dtypes as D4RL v2), atomically.
+
+    Keys: ``observations`` (float32), ``actions`` (float32), ``rewards`` (float32),
+    ``next_observations`` (float32), ``terminals`` (bool), ``timeouts`` (bool), extras as their own
+    datasets (``infos/qpos`` etc.), metadata as scalar datasets under ``metadata/``.
+    """
+    import h5py
+
+    from agentlab.runs import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("observations", data=dataset.observations.astype(np.float32), compression=None)
+            f.create_dataset("actions", data=dataset.actions.astype(np.float32))
+            f.create_dataset("rewards", data=dataset.rewards.astype(np.float32))
+            f.create_dataset("next_observations", data=dataset.next_observations.astype(np.float32))
+            f.create_dataset("terminals", data=dataset.terminals.astype(bool))
+            f.create_dataset("timeouts", data=dataset.timeouts.astype(bool))
+            for key, arr in dataset.extras.items():
+                f.create_dataset(key, data=arr)
+            for key, value in dataset.metadata.items():
+                if isinstance(value, (dict, list, tuple)) or value is None:
+                    value = json.dumps(value)
+                f.create_dataset(f"metadata/{key}", data=value)
+    return path
+
+
+def read_minari(dataset_id: str) -> Dataset:
+    """A Minari dataset from the local store (``$MINARI_DATASETS_PATH``), never downloading."""
+    root = Path(os.environ.get("MINARI_DATASETS_PATH", Path.home() / ".minari" / "datasets"))
+    if not (root / dataset_id / "data").is_dir():
+        raise UserError(f"minari dataset {dataset_id!r} is not on disk (looked in {root / dataset_id}); "
+                        "agentlab never downloads - place it there or set MINARI_DATASETS_PATH")
+    import minari
+
+    try:
+        md = minari.load_dataset(dataset_id, download=False)
+    except Exception as e:  # noqa: BLE001
+        raise UserError(f"cannot load minari dataset {dataset_id!r}: {str(e).splitlines()[0]}") from None
+    obs, acts, rews, nobs, terms, touts = [], [], [], [], [], []
+    for ep in md.iterate_episodes():
+        o = ep.observations
+        if isinstance(o, dict):
+            o = np.concatenate([np.asarray(o[k]).reshape(len(ep.rewards) + 1, -1) for k in sorted(o)], 1)
+        o = np.asarray(o, dtype=np.float32).reshape(len(ep.rewards) + 1, -1)
+        obs.append(o[:-1])
+        nobs.append(o[1:])
+        acts.append(np.asarray(ep.actions, dtype=np.float32).reshape(len(ep.rewards), -1))
+        rews.append(np.asarray(ep.rewards, dtype=np.float32))
+        terms.append(np.asarray(ep.terminations, bool))
+        t = np.asarray(ep.truncations, bool).copy()
+        if not t[-1] and not terms[-1][-1]:
+            t[-1] = True  # every episode ends somewhere
+        touts.append(t)
+    if not obs:
+        raise UserError(f"minari dataset {dataset_id!r} has no episodes")
+    meta: dict[str, Any] = {"dataset_name": dataset_id, "format": "minari", "source": f"minari:{dataset_id}"}
+    spec = md.spec
+    env_spec = getattr(spec, "env_spec", None)
+    if env_spec is not None:
+        meta["env_id"] = env_spec.id
+    ref_min, ref_max = getattr(spec, "ref_min_score", None), getattr(spec, "ref_max_score", None)
+    if ref_min is not None and ref_max is not None:
+        meta["ref_min_score"], meta["ref_max_score"] = float(ref_min), float(ref_max)
+    cat = np.concatenate
+    return _from_arrays(dict(observations=cat(obs), actions=cat(acts), rewards=cat(rews), next_observations=cat(nobs),
+                             terminals=cat(terms), timeouts=cat(touts)), meta, f"minari:{dataset_id}")
+
+
+def resolve_path(spec: str) -> Path | None:
+    """A dataset name from our directory (``NAME`` or ``NAME.hdf5``) or an explicit path."""
+    p = Path(spec).expanduser()
+    if p.exists():
+        return p
+    for cand in (dataset_dir() / spec, dataset_dir() / f"{spec}.hdf5", dataset_dir() / f"{spec}.npz"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def load(spec: str | Path, drop_invalid: bool = False) -> Dataset:
+    """Load a dataset from a path (``.hdf5``/``.h5``/``.npz``), a name in the dataset directory,
+    or ``minari:ID`` (Minari's local store)."""
+    spec = str(spec)
+    if spec.startswith("minari:"):
+        return read_minari(spec[len("minari:"):])
+    path = resolve_path(spec)
+    if path is None:
+        raise UserError(f"dataset not found: {spec!r} (not a file, and not in {dataset_dir()}; "
+                        "make one with `agentlab data make NAME`)")
+    if path.is_dir():
+        raise UserError(f"{path} is a directory, not a dataset file")
+    if path.suffix == ".npz":
+        return read_npz(path, drop_invalid)
+    with open(path, "rb") as f:
+        magic = f.read(8)
+    if magic != b"\x89HDF\r\n\x1a\n":
+        raise UserError(f"{path} is neither an HDF5 nor an NPZ file")
+    return read_hdf5(path, drop_invalid)
+
+
+def check_against_env(dataset: Dataset, env_id: str, atol: float = 1e-4) -> None:
+    """Dataset and environment dimensions agree; actions lie inside the action space."""
+    from agentlab.envs import env_spaces
+
+    obs_space, act_space = env_spaces(env_id)
+    if obs_space.shape is not None and tuple(obs_space.shape) != (dataset.obs_dim,):
+        raise UserError(f"dataset observations have dimension {dataset.obs_dim} but {env_id} observations have "
+                        f"shape {tuple(obs_space.shape)}")
+    if act_space.shape is not None and tuple(act_space.shape) != (dataset.act_dim,):
+        raise UserError(f"dataset actions have dimension {dataset.act_dim} but {env_id} actions have shape "
+                        f"{tuple(act_space.shape)}")
+    low, high = getattr(act_space, "low", None), getattr(act_space, "high", None)
+    if low is not None:
+        outside = int(((dataset.actions < low - atol) | (dataset.actions > high + atol)).any(1).sum())
+        if outside:
+            raise UserError(f"{outside} dataset actions lie outside {env_id}'s action space "
+                            f"[{float(np.min(low))}, {float(np.max(high))}]")

@@ -1,0 +1,64 @@
+"""Shared policy evaluation: N episodes, stepped as one batch across environments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from agentlab.errors import UserError
+
+
+def evaluate(policy: Any, env_id: str, episodes: int = 10, seed: int = 0, ref_scores: Any = None,
+             max_parallel: int = 10, env_kwargs: dict | None = None) -> dict[str, float]:
+    """Run ``episodes`` episodes of ``policy`` (anything with ``.act(batched_obs)``).
+
+    Episodes run in groups of up to ``max_parallel`` environments whose observations are acted on
+    as one batch (one network call per step for the whole group). Episode ``i`` is reset with
+    ``seed + i``, so results do not depend on ``max_parallel``. Returns the mean/std return, mean
+    length and, when reference scores are known (``ref_scores``: a dataset, a metadata dict or a
+    D4RL name), the normalised score on the 0-100 scale.
+    """
+    from agentlab.envs import make_env
+
+    if episodes < 1:
+        raise UserError("--episodes must be at least 1")
+    returns, lengths, successes = [], [], []
+    for start in range(0, episodes, max_parallel):
+        n = min(max_parallel, episodes - start)
+        envs = [make_env(env_id, **(env_kwargs or {})) for _ in range(n)]
+        if hasattr(policy, "reset"):
+            policy.reset(n, seed + start)
+        obs = np.stack([e.reset(seed=seed + start + i)[0] for i, e in enumerate(envs)])
+        ret = np.zeros(n)
+        length = np.zeros(n, dtype=int)
+        success = np.zeros(n, dtype=bool)
+        alive = np.ones(n, dtype=bool)
+        while alive.any():
+            idx = np.flatnonzero(alive)
+            actions = np.asarray(policy.act(obs[idx]))
+            for j, i in enumerate(idx):
+                a = np.clip(actions[j], envs[i].action_space.low, envs[i].action_space.high)
+                o, r, term, trunc, info = envs[i].step(a)
+                ret[i] += r
+                length[i] += 1
+                success[i] |= bool(info.get("success", False) or info.get("is_success", False))
+                obs[i] = o
+                if term or trunc:
+                    alive[i] = False
+        for e in envs:
+            e.close()
+        returns.extend(ret.tolist())
+        lengths.extend(length.tolist())
+        successes.extend(success.tolist())
+    out = {"return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
+           "length_mean": float(np.mean(lengths)), "success_rate": float(np.mean(successes)),
+           "episodes": float(episodes)}
+    if ref_scores is not None:
+        from agentlab.data.scores import normalized_score
+
+        try:
+            out["normalized_score"] = float(np.mean(normalized_score(ref_scores, returns)))
+        except UserError:
+            pass
+    return out

@@ -1,0 +1,287 @@
+r"""Quantum Boltzmann machine with classical visible units and quantum hidden units.
+
+Model (Amin et al., PRX 8, 021050, 2018, restricted to classical visible units):
+
+.. math::
+
+    H(v) = -b^\top v - \sum_j a_j(v) Z_j - \sum_{j<k} U_{jk} Z_j Z_k - \Gamma \sum_j X_j,
+    \qquad a(v) = W^\top v + c,
+
+acting on the :math:`2^{n_h}`-dimensional hidden Hilbert space, with :math:`v \in \{0,1\}^{n_v}`.
+The joint state is block diagonal over visible patterns,
+:math:`\rho = \bigoplus_v e^{-\beta H(v)} / Z`, so
+
+.. math::
+
+    \log P(v) = \log \operatorname{Tr} e^{-\beta H(v)} - \log \sum_{v'} \operatorname{Tr} e^{-\beta H(v')}
+
+is computable exactly for small :math:`n_v, n_h` from the eigenvalues of each block. Exact
+maximum likelihood differentiates through ``torch.linalg.eigvalsh`` (the eigenvalue gradient is
+:math:`\partial\lambda_i = u_i^\top \partial H u_i`, i.e. the analytic clamped-minus-model
+gradient :math:`\langle \partial H \rangle_{\rho(v)} - \langle \partial H \rangle_{\rho}`).
+
+The hidden state for a pattern is :math:`\rho(v) = e^{-\beta H(v)} / \operatorname{Tr} e^{-\beta H(v)}`,
+computed from ``eigh`` with the eigenvalues shifted by :math:`\lambda_{\min}` (i.e. a shift by
+:math:`\lambda_{\min} I`, never by a scalar added to every matrix entry). Hidden units are split
+into halves A|B; we report :math:`S(\rho_A)` and :math:`I(A{:}B) = S_A + S_B - S_{AB}`. For a mixed
+state :math:`S(\rho_A)` alone mixes cross-partition correlation with plain thermal mixedness;
+:math:`I(A{:}B)` is zero for every product state (``U = 0``) and is the quantity that measures
+coupling between the halves (classical + quantum correlation; it is not an entanglement
+monotone for mixed states).
+
+Scalable option (``training="golden_thompson"``): Golden-Thompson gives
+:math:`\operatorname{Tr} e^{-\beta H(v)} \le \cosh(\beta\Gamma)^{n_h} \operatorname{Tr} e^{-\beta H_{\mathrm{diag}}(v)}`;
+the constant cancels in the normalised likelihood, so bound training is exact training of the
+diagonal (classical) Boltzmann machine, :math:`O(2^{n_h})` per pattern instead of
+:math:`O(8^{n_h})`. :math:`\Gamma` then only enters when the state is evaluated.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from agentlab.errors import UserError
+
+EXACT_LIMIT = 12  #: largest n_h for which density matrices are built exactly (2^12 x 2^12)
+EIG_CUTOFF = 1e-12
+
+
+@dataclass
+class QBMConfig:
+    #: number of classical visible units (binary patterns: 2^n_v)
+    n_visible: int = 8
+    #: number of quantum hidden units (qubits); split in halves A|B for the entropies
+    n_hidden: int = 6
+    #: transverse-field strength Gamma (0 = classical Boltzmann machine)
+    gamma: float = 0.5
+    #: inverse temperature beta
+    beta: float = 1.0
+    #: learn hidden-hidden ZZ couplings U (False = product-state ablation, I(A:B) = 0)
+    couplings: bool = True
+    #: "exact" (ML through eigvalsh) or "golden_thompson" (bound; scalable)
+    training: str = "exact"
+    #: Adam learning rate
+    lr: float = 0.05
+    #: full-batch gradient steps (the data enter only as pattern counts)
+    steps: int = 150
+    #: L2 penalty on weights
+    weight_decay: float = 1e-3
+    #: allow n_hidden > EXACT_LIMIT (requires training="golden_thompson"; slow evaluation)
+    allow_large: bool = False
+    #: random seed for the initial weights
+    seed: int = 0
+
+
+def all_patterns(n: int, dtype=torch.float64) -> torch.Tensor:
+    """All 2^n binary patterns, row i = binary digits of i (most significant first)."""
+    idx = torch.arange(2**n)
+    bits = (idx.unsqueeze(1) >> torch.arange(n - 1, -1, -1)) & 1
+    return bits.to(dtype)
+
+
+def spin_table(n: int, dtype=torch.float64) -> torch.Tensor:
+    """z[s, j] in {+1,-1}: eigenvalue of Z_j on computational basis state s (bit 0 -> +1)."""
+    return 1.0 - 2.0 * all_patterns(n, dtype)
+
+
+def transverse_sum(n: int, dtype=torch.float64) -> torch.Tensor:
+    """Dense matrix of sum_j X_j on n qubits (qubit 0 is the most significant bit)."""
+    d = 2**n
+    m = torch.zeros(d, d, dtype=dtype)
+    idx = torch.arange(d)
+    for j in range(n):
+        flip = idx ^ (1 << (n - 1 - j))
+        m[idx, flip] += 1.0
+    return m
+
+
+def patterns_to_index(v: np.ndarray) -> np.ndarray:
+    """Binary rows -> integer pattern index (most significant bit first)."""
+    v = np.asarray(v).astype(np.int64)
+    w = 1 << np.arange(v.shape[1] - 1, -1, -1, dtype=np.int64)
+    return v @ w
+
+
+def entropy_from_probs(p: torch.Tensor) -> torch.Tensor:
+    """Shannon/von Neumann entropy (nats) from eigenvalues along the last axis; drops < 1e-12."""
+    p = p.clamp(min=0.0)
+    mask = p > EIG_CUTOFF
+    safe = torch.where(mask, p, torch.ones_like(p))
+    return -(torch.where(mask, p * torch.log(safe), torch.zeros_like(p))).sum(-1)
+
+
+def von_neumann_entropy(rho: torch.Tensor) -> torch.Tensor:
+    """S(rho) = -Tr rho log rho for a batch of density matrices (..., d, d)."""
+    ev = torch.linalg.eigvalsh(rho)
+    return entropy_from_probs(ev)
+
+
+def partial_traces(rho: torch.Tensor, d_a: int, d_b: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """rho_A = Tr_B rho and rho_B = Tr_A rho for rho of shape (..., d_a*d_b, d_a*d_b)."""
+    r = rho.reshape(*rho.shape[:-2], d_a, d_b, d_a, d_b)
+    rho_a = torch.einsum("...ijkj->...ik", r)
+    rho_b = torch.einsum("...ijil->...jl", r)
+    return rho_a, rho_b
+
+
+class QBM(torch.nn.Module):
+    """QBM with classical visibles and transverse-field hidden qubits (see module docstring)."""
+
+    def __init__(self, config: QBMConfig, device: str | torch.device = "cpu"):
+        super().__init__()
+        c = config
+        if c.n_hidden < 2:
+            raise UserError(f"n_hidden must be >= 2 (got {c.n_hidden}): the hidden units are split in halves A|B")
+        if c.training not in ("exact", "golden_thompson"):
+            raise UserError(f"training must be 'exact' or 'golden_thompson', got {c.training!r}")
+        if c.n_hidden > EXACT_LIMIT and not (c.allow_large and c.training == "golden_thompson"):
+            raise UserError(
+                f"n_hidden={c.n_hidden} exceeds the exact limit {EXACT_LIMIT}; use the Golden-Thompson bound "
+                "option (training='golden_thompson', allow_large=True)"
+            )
+        if c.n_visible > 16:
+            raise UserError(f"n_visible={c.n_visible} > 16: the exact partition function sums 2^n_v patterns")
+        self.config = c
+        g = torch.Generator().manual_seed(int(c.seed))
+        dt = torch.float64
+        self.b = torch.nn.Parameter(torch.zeros(c.n_visible, dtype=dt))
+        self.W = torch.nn.Parameter(0.1 * torch.randn(c.n_visible, c.n_hidden, generator=g, dtype=dt))
+        self.c = torch.nn.Parameter(0.1 * torch.randn(c.n_hidden, generator=g, dtype=dt))
+        self.U = torch.nn.Parameter(0.1 * torch.randn(c.n_hidden, c.n_hidden, generator=g, dtype=dt))
+        self.register_buffer("triu_mask", torch.triu(torch.ones(c.n_hidden, c.n_hidden, dtype=dt), 1))
+        self.register_buffer("spins", spin_table(c.n_hidden, dt))
+        self.register_buffer("patterns", all_patterns(c.n_visible, dt))
+        self._xsum = None  # built lazily: 2^n_h x 2^n_h dense
+        self.to(device)
+
+    # ------------------------------------------------------------------ Hamiltonian
+    @property
+    def n_a(self) -> int:
+        return self.config.n_hidden // 2
+
+    def coupling(self) -> torch.Tensor:
+        if not self.config.couplings:
+            return torch.zeros_like(self.U)
+        return self.U * self.triu_mask
+
+    def xsum(self) -> torch.Tensor:
+        if self._xsum is None or self._xsum.device != self.W.device:
+            self._xsum = transverse_sum(self.config.n_hidden, self.W.dtype).to(self.W.device)
+        return self._xsum
+
+    def diagonal_energy(self, v: torch.Tensor) -> torch.Tensor:
+        """Diagonal of H(v) in the computational basis, shape (P, 2^n_h); excludes -b.v."""
+        a = v @ self.W + self.c  # (P, n_h)
+        s = self.spins  # (d, n_h)
+        field = -(a @ s.T)  # (P, d)
+        zz = -torch.einsum("sj,jk,sk->s", s, self.coupling(), s)  # (d,)
+        return field + zz.unsqueeze(0)
+
+    def hamiltonian(self, v: torch.Tensor) -> torch.Tensor:
+        """Dense H(v) (hidden block, without the visible bias term), shape (P, d, d)."""
+        diag = self.diagonal_energy(v)
+        h = torch.diag_embed(diag)
+        if self.config.gamma != 0.0:
+            h = h - self.config.gamma * self.xsum()
+        return h
+
+    # ------------------------------------------------------------------ likelihood
+    def log_trace(self, v: torch.Tensor, bound: bool = False) -> torch.Tensor:
+        """log Tr exp(-beta H(v)) including the visible bias (differentiable), shape (P,)."""
+        beta = self.config.beta
+        vis = beta * (v @ self.b)
+        if bound or self.config.gamma == 0.0:
+            diag = self.diagonal_energy(v)
+            lt = torch.logsumexp(-beta * diag, dim=-1)
+            if bound and self.config.gamma != 0.0:
+                lt = lt + self.config.n_hidden * math.log(math.cosh(beta * self.config.gamma))
+            return lt + vis
+        ev = torch.linalg.eigvalsh(self.hamiltonian(v))
+        return torch.logsumexp(-beta * ev, dim=-1) + vis
+
+    def log_partition(self, bound: bool = False, chunk: int = 256) -> torch.Tensor:
+        parts = [self.log_trace(self.patterns[i : i + chunk], bound) for i in range(0, len(self.patterns), chunk)]
+        return torch.logsumexp(torch.cat(parts), dim=0)
+
+    def log_prob_patterns(self, bound: bool | None = None) -> torch.Tensor:
+        """log P(v) for all 2^n_v patterns (index order of :func:`all_patterns`)."""
+        if bound is None:
+            bound = self.config.training == "golden_thompson"
+        lt = torch.cat([self.log_trace(self.patterns[i : i + 256], bound) for i in range(0, len(self.patterns), 256)])
+        return lt - torch.logsumexp(lt, dim=0)
+
+    def nll(self, counts: torch.Tensor, bound: bool | None = None) -> torch.Tensor:
+        """Mean negative log-likelihood of data given as pattern counts (length 2^n_v)."""
+        lp = self.log_prob_patterns(bound)
+        return -(counts * lp).sum() / counts.sum()
+
+    def fit(self, v: np.ndarray, steps: int | None = None, progress=None) -> list[float]:
+        """Exact (or Golden-Thompson) maximum likelihood on binary rows ``v`` (N, n_v)."""
+        v = np.asarray(v)
+        if v.ndim != 2 or v.shape[1] != self.config.n_visible:
+            raise UserError(f"expected binary patterns of shape (N, {self.config.n_visible}), got {v.shape}")
+        if len(v) == 0:
+            raise UserError("no visible patterns to fit")
+        counts = np.bincount(patterns_to_index(v), minlength=2**self.config.n_visible)
+        counts_t = torch.as_tensor(counts, dtype=self.W.dtype, device=self.W.device)
+        opt = torch.optim.Adam(self.parameters(), lr=self.config.lr)
+        bound = self.config.training == "golden_thompson"
+        hist = []
+        for _ in range(steps if steps is not None else self.config.steps):
+            opt.zero_grad()
+            loss = self.nll(counts_t, bound)
+            reg = self.config.weight_decay * (self.W.pow(2).sum() + self.coupling().pow(2).sum())
+            (loss + reg).backward()
+            opt.step()
+            hist.append(float(loss))
+            if progress is not None:
+                progress()
+        return hist
+
+    # ------------------------------------------------------------------ states and statistics
+    @torch.no_grad()
+    def density_matrices(self, v: torch.Tensor) -> torch.Tensor:
+        """rho(v) = exp(-beta H(v)) / Tr, shape (P, d, d), via eigh with a lambda_min * I shift."""
+        if self.config.gamma == 0.0:
+            diag = -self.config.beta * self.diagonal_energy(v)
+            p = torch.softmax(diag, dim=-1)
+            return torch.diag_embed(p)
+        ev, vec = torch.linalg.eigh(self.hamiltonian(v))
+        shifted = ev - ev[..., :1]  # eigh sorts ascending: ev[..., 0] = lambda_min
+        w = torch.exp(-self.config.beta * shifted)
+        w = w / w.sum(-1, keepdim=True)
+        return (vec * w.unsqueeze(-2)) @ vec.transpose(-1, -2)
+
+    @torch.no_grad()
+    def pattern_statistics(self, v: torch.Tensor, chunk: int = 64) -> dict[str, torch.Tensor]:
+        """Per-pattern S_A, S_B, S_AB, I(A:B) and hidden magnetisations <Z_j>."""
+        n_a = self.n_a
+        d_a, d_b = 2**n_a, 2 ** (self.config.n_hidden - n_a)
+        out = {"entropy": [], "entropy_b": [], "entropy_ab": [], "mi": [], "latent": []}
+        for i in range(0, len(v), chunk):
+            rho = self.density_matrices(v[i : i + chunk])
+            ra, rb = partial_traces(rho, d_a, d_b)
+            s_a, s_b, s_ab = von_neumann_entropy(ra), von_neumann_entropy(rb), von_neumann_entropy(rho)
+            diag = torch.diagonal(rho, dim1=-2, dim2=-1)
+            out["entropy"].append(s_a)
+            out["entropy_b"].append(s_b)
+            out["entropy_ab"].append(s_ab)
+            out["mi"].append((s_a + s_b - s_ab).clamp(min=0.0))
+            out["latent"].append(diag @ self.spins)
+        return {k: torch.cat(x) for k, x in out.items()}
+
+    # ------------------------------------------------------------------ persistence
+    def state(self) -> dict:
+        return {"config": asdict(self.config), "params": {k: p.detach().cpu() for k, p in self.named_parameters()}}
+
+    @classmethod
+    def from_state(cls, state: dict, device="cpu") -> QBM:
+        m = cls(QBMConfig(**state["config"]), device=device)
+        with torch.no_grad():
+            for k, p in m.named_parameters():
+                p.copy_(state["params"][k].to(p.device, p.dtype))
+        return m

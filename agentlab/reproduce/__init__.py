@@ -1,0 +1,73 @@
+"""Reproduction tables: tables as data, a resumable runner, aggregation and report writers.
+
+A table module exposes ``TABLE = TableSpec(...)``. ``specs(budget, seeds)`` lists the runs;
+``run`` names a top-level function ``"module:function"`` that executes one :class:`RunSpec` and
+returns a JSON-serialisable dict; ``report(results, out_dir, meta)`` writes the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from agentlab.errors import UserError
+
+BUDGETS = ("smoke", "small", "full")
+
+#: table name -> module defining ``TABLE``
+TABLES: dict[str, str] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One run of a table: an algorithm on a task with a seed, a budget and parameters."""
+
+    table: str
+    algo: str
+    task: str
+    seed: int
+    budget: str
+    params: dict[str, Any] = dataclasses.field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def run_id(self) -> str:
+        key = json.dumps([self.table, self.algo, self.task, self.seed, self.budget, self.params], sort_keys=True,
+                         default=str)
+        digest = hashlib.sha1(key.encode()).hexdigest()[:10]
+        safe_task = self.task.replace("/", "_").replace(":", "_")
+        return f"{self.algo}__{safe_task}__s{self.seed}__{self.budget}__{digest}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        return cls(**d)
+
+
+@dataclasses.dataclass(frozen=True)
+class TableSpec:
+    name: str
+    description: str
+    specs: Callable[[str, int], list[RunSpec]]
+    run: str  # "module:function", importable in a worker process
+    report: Callable[[list[dict[str, Any]], Any, dict[str, Any]], list[Any]]
+
+
+def register_table(name: str, module: str) -> None:
+    TABLES[name] = module
+
+
+def get_table(name: str) -> TableSpec:
+    if name not in TABLES:
+        raise UserError(f"unknown table {name!r} (available: {', '.join(sorted(TABLES)) or 'none'})")
+    return importlib.import_module(TABLES[name]).TABLE
+
+
+def resolve_function(path: str) -> Callable[..., Any]:
+    module, _, fn = path.partition(":")
+    return getattr(importlib.import_module(module), fn)

@@ -1,0 +1,150 @@
+"""Execute a table's runs (local process pool or Ray), store results, resume, aggregate.
+
+The backend interface is narrow on purpose: ``submit(run_fn_path, spec_dict) -> result dict``.
+Results are stored one JSON file per run in ``OUT/runs/<run_id>.json`` (written atomically), so a
+restarted reproduction skips finished runs and the report can always be regenerated from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from agentlab.errors import UserError
+from agentlab.reproduce import BUDGETS, RunSpec, get_table, resolve_function
+from agentlab.runs import atomic_write_text, git_sha
+
+
+def execute_run(run_fn: str, spec: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
+    """Run one spec in the current process (used by every backend)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    os.environ.setdefault("AGENTLAB_PROGRESS", "0")
+    t0 = time.perf_counter()
+    result = resolve_function(run_fn)(RunSpec.from_dict(spec))
+    return {"spec": spec, "result": result, "wall_s": time.perf_counter() - t0, "git_sha": git_sha(short=True)}
+
+
+class ResultStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.runs = self.root / "runs"
+
+    def path(self, spec: RunSpec) -> Path:
+        return self.runs / f"{spec.run_id}.json"
+
+    def has(self, spec: RunSpec) -> bool:
+        return self.path(spec).is_file()
+
+    def put(self, record: dict[str, Any]) -> None:
+        spec = RunSpec.from_dict(record["spec"])
+        atomic_write_text(self.path(spec), json.dumps(record, indent=1, default=float))
+
+    def get(self, spec: RunSpec) -> dict[str, Any] | None:
+        p = self.path(spec)
+        if not p.is_file():
+            return None
+        return json.loads(p.read_text())
+
+
+class LocalBackend:
+    """Runs in parallel worker processes (or inline with ``workers=1``)."""
+
+    def __init__(self, workers: int = 1):
+        self.workers = max(1, workers)
+
+    def run(self, run_fn: str, specs: list[RunSpec], on_result: Callable[[dict[str, Any]], None],
+            on_error: Callable[[RunSpec, str], None]) -> None:
+        if self.workers == 1:
+            for spec in specs:
+                try:
+                    on_result(execute_run(run_fn, spec.to_dict()))
+                except UserError:
+                    raise
+                except Exception:  # noqa: BLE001 - a failing run is reported, the others go on
+                    on_error(spec, traceback.format_exc())
+            return
+        import multiprocessing as mp
+
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn")) as pool:
+            futures: dict[Future, RunSpec] = {pool.submit(execute_run, run_fn, s.to_dict(), threads): s for s in specs}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    try:
+                        on_result(fut.result())
+                    except Exception:  # noqa: BLE001
+                        on_error(futures[fut], "".join(traceback.format_exception(fut.exception())))
+
+
+def make_backend(name: str, workers: int = 1, address: str | None = None, gpus_per_run: float = 0.0,
+                 cpus_per_run: float = 1.0, retries: int = 0):
+    if name == "local":
+        return LocalBackend(workers)
+    if name == "ray":
+        from agentlab.reproduce.ray_backend import RayBackend
+
+        return RayBackend(address=address, gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, retries=retries)
+    raise UserError(f"unknown backend {name!r} (use local or ray)")
+
+
+def default_out_dir(table: str, budget: str) -> Path:
+    return Path("results") / table / budget
+
+
+def run_table(name: str, budget: str = "smoke", seeds: int = 3, out_dir: str | Path | None = None,
+              backend: str = "local", workers: int = 1, address: str | None = None, gpus_per_run: float = 0.0,
+              cpus_per_run: float = 1.0, retries: int = 0, only: Iterable[str] | None = None,
+              log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or resume) table ``name`` and write its report. Returns a summary."""
+    if budget not in BUDGETS:
+        raise UserError(f"unknown budget {budget!r} (use {', '.join(BUDGETS)})")
+    if seeds < 1:
+        raise UserError("--seeds must be at least 1")
+    table = get_table(name)
+    specs = table.specs(budget, seeds)
+    if only:
+        only = set(only)
+        specs = [s for s in specs if s.algo in only or s.task in only]
+    out = Path(out_dir) if out_dir else default_out_dir(name, budget)
+    store = ResultStore(out)
+    todo = [s for s in specs if not store.has(s)]
+    log(f"{name}: {len(specs)} runs, {len(specs) - len(todo)} already done, {len(todo)} to run "
+        f"(budget {budget}, seeds {seeds}, backend {backend})")
+    errors: dict[str, str] = {}
+    t0 = time.perf_counter()
+
+    def on_result(record: dict[str, Any]) -> None:
+        store.put(record)
+        spec = RunSpec.from_dict(record["spec"])
+        log(f"  done {spec.run_id} in {record['wall_s']:.1f}s")
+
+    def on_error(spec: RunSpec, err: str) -> None:
+        errors[spec.run_id] = err
+        last = err.strip().splitlines()[-1] if err.strip() else "error"
+        log(f"  FAILED {spec.run_id}: {last}")
+
+    if todo:
+        make_backend(backend, workers, address, gpus_per_run, cpus_per_run, retries).run(table.run, todo, on_result,
+                                                                                        on_error)
+    records = [r for r in (store.get(s) for s in specs) if r is not None]
+    meta = {"table": name, "budget": budget, "seeds": seeds, "backend": backend, "git_sha": git_sha(short=True),
+            "command": "agentlab " + " ".join(sys.argv[1:]) if "agentlab" in sys.argv[0] else " ".join(sys.argv),
+            "runs_total": len(specs), "runs_done": len(records), "complete": len(records) == len(specs),
+            "failed": sorted(errors), "wall_s": time.perf_counter() - t0}
+    if errors:
+        atomic_write_text(out / "errors.json", json.dumps(errors, indent=1))
+    written = table.report(records, out, meta) if records else []
+    return {"out_dir": str(out), "records": records, "errors": errors, "written": [str(p) for p in written],
+            "meta": meta}
