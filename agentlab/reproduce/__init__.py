@@ -71,3 +71,6 @@ def get_table(name: str) -> TableSpec:
 def resolve_function(path: str) -> Callable[..., Any]:
     module, _, fn = path.partition(":")
     return getattr(importlib.import_module(module), fn)
+
+
+from agentlab.reproduce import tables as _tables  # noqa: E402,F401  (registers the built-in tables)
