@@ -237,7 +237,7 @@ class QBM(torch.nn.Module):
             reg = self.config.weight_decay * (self.W.pow(2).sum() + self.coupling().pow(2).sum())
             (loss + reg).backward()
             opt.step()
-            hist.append(float(loss))
+            hist.append(float(loss.detach()))
             if progress is not None:
                 progress()
         return hist
