@@ -105,7 +105,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def git_sha(short: bool = False) -> str:
     root = Path(__file__).resolve().parent.parent
     try:
-        out = subprocess.run(["git", "rev-parse", "--short" if short else "HEAD"], cwd=root,
+        out = subprocess.run(["git", "rev-parse", *(["--short"] if short else []), "HEAD"], cwd=root,
                              capture_output=True, text=True, timeout=5)
         sha = out.stdout.strip()
         if not sha:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
+import importlib.util
 import json
 from collections.abc import Callable
 from typing import Any
@@ -65,6 +66,8 @@ def register_table(name: str, module: str) -> None:
 def get_table(name: str) -> TableSpec:
     if name not in TABLES:
         raise UserError(f"unknown table {name!r} (available: {', '.join(sorted(TABLES)) or 'none'})")
+    if importlib.util.find_spec(TABLES[name]) is None:
+        raise UserError(f"table {name!r} is not available in this version of agentlab")
     return importlib.import_module(TABLES[name]).TABLE
 
 
