@@ -21,6 +21,7 @@ from agentlab.errors import UserError
 #: command name -> "module:attribute" of a click command or group defined by a method module
 COMMAND_MODULES: dict[str, str] = {
     "data": "agentlab.data.cli:data",
+    "monitor": "agentlab.monitors.cli:monitor",
 }
 
 _HELP = {
