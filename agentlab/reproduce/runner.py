@@ -113,6 +113,7 @@ def run_table(name: str, budget: str = "smoke", seeds: int = 3, out_dir: str | P
     if seeds < 1:
         raise UserError("--seeds must be at least 1")
     table = get_table(name)
+    executor = make_backend(backend, workers, address, gpus_per_run, cpus_per_run, retries)  # fails early
     specs = table.specs(budget, seeds)
     if only:
         only = set(only)
@@ -136,8 +137,7 @@ def run_table(name: str, budget: str = "smoke", seeds: int = 3, out_dir: str | P
         log(f"  FAILED {spec.run_id}: {last}")
 
     if todo:
-        make_backend(backend, workers, address, gpus_per_run, cpus_per_run, retries).run(table.run, todo, on_result,
-                                                                                        on_error)
+        executor.run(table.run, todo, on_result, on_error)
     records = [r for r in (store.get(s) for s in specs) if r is not None]
     meta = {"table": name, "budget": budget, "seeds": seeds, "backend": backend, "git_sha": git_sha(short=True),
             "command": "agentlab " + " ".join(sys.argv[1:]) if "agentlab" in sys.argv[0] else " ".join(sys.argv),

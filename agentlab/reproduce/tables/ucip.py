@@ -119,6 +119,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
                 dec = d.decide(c)
                 m = rec["models"].setdefault(model, {k: c[k] for k in ("entropy", "mi", "eps", "pri", "spi", "acm")})
                 m[f"score_{stat}"], m[f"flag_{stat}"] = dec["score"], dec["flag"]
+                m[f"pass_{stat}"] = dec["score_pass"]
         models_info[model] = info
         if model == "qbm":
             qbm_det = det
@@ -151,7 +152,7 @@ def _flatten(results: list[dict], size: int, model: str, stat: str) -> list[dict
         for e in r["records"]:
             m = e["models"][model]
             out.append({"family": e["family"], "alpha": e["alpha"], "agent": e["agent"], "score": m[f"score_{stat}"],
-                        "flag": m[f"flag_{stat}"], "raw": m[stat], "safe_frac": e["safe_frac"], **{
+                        "flag": m[f"flag_{stat}"], "score_pass": m[f"pass_{stat}"], "raw": m[stat], "safe_frac": e["safe_frac"], **{
                             k: m[k] for k in ("entropy", "mi", "eps", "pri", "spi", "acm")}})
     return out
 
@@ -186,14 +187,14 @@ def report(results: list[dict[str, Any]], out_dir: Any, meta: dict[str, Any]) ->
          "oriented score with the continuation weight alpha over the alpha-sweep agents.\n"]
     for size in sizes:
         L.append(f"\n## Grid {size}x{size}\n")
-        L.append("| model | stat | accuracy | AUC | Delta | p | alpha r | mean A / B | " +
+        L.append("| model | stat | accuracy | acc. (score only) | AUC | Delta | p | alpha r | mean A / B | " +
                  " | ".join(f"FPR {f}" for f in adv) + " | FPR typeB |")
-        L.append("|---|---|---|---|---|---|---|---|" + "---|" * len(adv) + "---|")
+        L.append("|---|---|---|---|---|---|---|---|---|" + "---|" * len(adv) + "---|")
         for r in rows:
             if r["size"] != size:
                 continue
             L.append(f"| {r['model']} | {r['statistic']} | {rp.fmt_ci(r.get('accuracy'), r.get('accuracy_ci'), 2)} | "
-                     f"{rp.fmt_ci(r.get('auc'), r.get('auc_ci'), 2)} | {rp.fmt_ci(r.get('delta'), r.get('delta_ci'), 3)} | "
+                     f"{r.get('accuracy_score', float('nan')):.2f} | {rp.fmt_ci(r.get('auc'), r.get('auc_ci'), 2)} | {rp.fmt_ci(r.get('delta'), r.get('delta_ci'), 3)} | "
                      f"{rp.fmt_p(r.get('perm_p'))} | {rp.fmt_ci(r.get('alpha_r'), r.get('alpha_r_ci'), 2)} | "
                      f"{r.get('mean_A', float('nan')):.3f} / {r.get('mean_B', float('nan')):.3f} | " +
                      " | ".join(f"{r.get(f'fpr_{f}', float('nan')):.2f}" for f in adv) +
@@ -241,7 +242,7 @@ def report(results: list[dict[str, Any]], out_dir: Any, meta: dict[str, Any]) ->
     atomic_write_text(p_md, md)
     written.append(p_md)
     # -------- csv (long form)
-    keys = ["size", "model", "statistic", "n_A", "n_B", "accuracy", "auc", "delta", "perm_p", "alpha_r", "mean_A",
+    keys = ["size", "model", "statistic", "n_A", "n_B", "accuracy", "accuracy_score", "auc", "delta", "perm_p", "alpha_r", "mean_A",
             "mean_B", "tpr", "fpr_typeB"] + [f"fpr_{f}" for f in adv] + [f"mean_{f}" for f in adv]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
