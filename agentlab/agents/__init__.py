@@ -20,6 +20,7 @@ from agentlab.errors import UserError
 #: algorithm name -> module that defines ``ALGORITHM``
 REGISTRY: dict[str, str] = {
     "bc": "agentlab.agents.bc",
+    "dagger": "agentlab.agents.dagger",
 }
 
 

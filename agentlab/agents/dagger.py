@@ -1,0 +1,373 @@
+r"""Online imitation with expensive labels: DAgger (beta = 0) and BC on expert states (beta = 1),
+optimised with target-based surrogates (SSO), Adam or SGD.
+
+Each *outer* step rolls out :math:`B` new states in the environment (at every step the expert's
+action is executed with probability :math:`\beta`, the learner's otherwise), the expert labels them
+with its mean action :math:`a^*(s)`, and the policy takes one optimiser step on the loss of that
+fresh batch only (online learning: the batch is never revisited):
+
+.. math::
+
+    \ell_t(z) = \frac{1}{B\,d} \sum_{i=1}^{B} \| z_i - a^*(s_i) \|^2, \qquad
+    z_i(\theta) = \tanh(\mu_\theta(s_i)) \in [-1, 1]^d
+
+(actions in the normalised [-1, 1] box). The expensive gradient is
+:math:`g_t = \nabla_z \ell_t(z_t) = 2 (z_t - a^*) / (B d)`: it costs :math:`B` environment
+interactions and :math:`B` expert queries. The optimisers spend it differently:
+
+* ``sgd`` / ``adam``: one step on :math:`\ell_t(z(\theta))` per outer step (the baselines);
+* ``sso``: ``inner_steps`` = m cheap steps on the surrogate
+  :math:`\langle g_t, z(\theta) - z_t \rangle + \frac{1}{2\eta_t}\|z(\theta) - z_t\|^2`
+  (:class:`agentlab.optim.SSO`). :math:`\ell_t` is :math:`L`-smooth in :math:`z` with
+  :math:`L = 2/(Bd)`; ``eta`` is given in units of :math:`1/L`, so ``eta = 1`` makes the surrogate
+  equal :math:`\ell_t(z(\theta)) - \ell_t(z_t)` (move the targets all the way to the labels) and
+  ``eta < 1`` keeps the new outputs near the old ones (a proximal term in target space).
+
+``--steps`` counts environment interactions; ``ceil(steps / B)`` outer steps are taken. With
+``expert_first_batch`` the first batch is rolled out by the expert, as in the reference (the
+untrained learner falls over at once). Checkpoints hold the policy, the optimiser, the RNG states
+and the simulator state of the rollout (MuJoCo ``mj_getState``), so a resumed run collects exactly
+the states an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import time
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from agentlab.agents import Algorithm, TrainContext
+from agentlab.agents.base import Agent, spaces_from_env
+from agentlab.agents.loops import evaluate_agent, evaluation_seed
+from agentlab.config import AlgoConfig, help_field
+from agentlab.errors import UserError
+from agentlab.nn import MLP
+
+
+@dataclasses.dataclass(frozen=True)
+class DAggerConfig(AlgoConfig):
+    hidden: list[int] = help_field([256, 256], "hidden layer sizes of the policy MLP")
+    beta: float = help_field(0.0, "probability of executing the expert's action while rolling out "
+                                  "(0 = DAgger on the learner's states, 1 = BC on the expert's states)")
+    batch_states: int = help_field(1000, "B: new states (environment interactions + expert labels) per outer step")
+    optimizer: Literal["sso", "adam", "sgd"] = help_field("sso", "how each expensive batch gradient is used")
+    lr: float = help_field(1e-3, "learning rate of the adam / sgd baselines (one step per outer step)")
+    inner_steps: int = help_field(10, "sso: m, cheap inner steps on the surrogate per outer step")
+    inner: Literal["sgd-armijo", "adam", "sgd"] = help_field("sgd-armijo", "sso: inner optimiser")
+    inner_lr: float | None = help_field(None, "sso: inner learning rate (armijo: first trial step, default 1; "
+                                              "adam: default 1e-3; sgd: default eta in parameter units)")
+    eta: float = help_field(1.0, "sso: target-space step in units of 1/L (1 = full step to the labels)")
+    eta_schedule: Literal["constant", "sqrt", "exp"] = help_field("constant", "sso: eta_t schedule "
+                                                                  "(constant, eta/sqrt(t+1), eta*decay^t)")
+    eta_decay: float = help_field(0.98, "sso: decay per outer step of the exp schedule")
+    expert: str = help_field("", "expert: '' = agentlab.experts.load_expert(env), or a run directory "
+                                 "(agentlab.load)")
+    expert_first_batch: bool = help_field(True, "roll out the first batch with the expert (as the reference)")
+
+
+class DAggerAgent(Agent):
+    """A deterministic tanh-squashed MLP policy (the mean of the reference's Gaussian policy)."""
+
+    def __init__(self, config: DAggerConfig, spaces: dict[str, Any]):
+        super().__init__(spaces)
+        self.config = config
+        self.actor = MLP(self.obs_dim, config.hidden, self.act_dim, activation="relu")
+
+    def squashed_mean(self, obs: torch.Tensor) -> torch.Tensor:
+        """The targets z(theta): actions in [-1, 1] (differentiable)."""
+        return torch.tanh(self.actor(self.obs_norm(obs)))
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        return self.scale_action(self.squashed_mean(obs))
+
+
+def check_config(cfg: DAggerConfig) -> None:
+    if not 0.0 <= cfg.beta <= 1.0:
+        raise UserError(f"beta must be in [0, 1], got {cfg.beta}")
+    if cfg.batch_states < 1:
+        raise UserError(f"batch_states must be a positive integer, got {cfg.batch_states}")
+    if cfg.inner_steps < 1:
+        raise UserError(f"inner_steps must be a positive integer, got {cfg.inner_steps}")
+    for name in ("lr", "eta"):
+        v = getattr(cfg, name)
+        if not (v > 0 and math.isfinite(v)):
+            raise UserError(f"{name} must be a positive number, got {v}")
+    if cfg.inner_lr is not None and not cfg.inner_lr > 0:
+        raise UserError(f"inner_lr must be positive, got {cfg.inner_lr}")
+    if not 0 < cfg.eta_decay <= 1:
+        raise UserError(f"eta_decay must be in (0, 1], got {cfg.eta_decay}")
+    if not cfg.hidden or any(h < 1 for h in cfg.hidden):
+        raise UserError(f"hidden must be a non-empty list of positive sizes, got {cfg.hidden}")
+
+
+# -- the expert ----------------------------------------------------------------------------------
+def load_expert_policy(ctx: TrainContext, cfg: DAggerConfig) -> Any:
+    """``ctx.extra['expert']`` (an object, for tests and notebooks) > ``cfg.expert`` > the cached expert."""
+    if ctx.extra.get("expert") is not None:
+        return ctx.extra["expert"]
+    if cfg.expert:
+        import agentlab
+
+        return agentlab.load(cfg.expert)
+    try:
+        from agentlab.experts import load_expert
+    except ImportError as e:
+        raise UserError(f"no expert available ({e}); pass --set expert=RUN_DIR") from None
+    return load_expert(ctx.env_id)
+
+
+def expert_labeller(expert: Any):
+    """``obs [B, obs_dim] -> actions [B, act_dim]`` in env bounds, using the expert's deterministic mean."""
+    takes_det = "deterministic" in inspect.signature(expert.act).parameters
+
+    def label(obs: np.ndarray) -> np.ndarray:
+        a = expert.act(obs, deterministic=True) if takes_det else expert.act(obs)
+        return np.asarray(a, dtype=np.float32).reshape(len(obs), -1)
+
+    return label
+
+
+# -- rollouts ------------------------------------------------------------------------------------
+class Rollout:
+    """One environment stepped across outer steps (episodes continue from batch to batch).
+
+    Episode ``k`` is reset with seed ``seed + k``. ``state()`` / ``restore()`` capture the position
+    mid-episode (observation, step counter, MuJoCo simulator state) for exact resumption.
+    """
+
+    def __init__(self, env_id: str, seed: int):
+        from agentlab.envs import make_env
+
+        self.env = make_env(env_id)
+        self.low = self.env.action_space.low.astype(np.float32)
+        self.high = self.env.action_space.high.astype(np.float32)
+        self.seed = seed
+        self.episode = 0
+        self.ep_return = 0.0
+        self.obs = self._reset()
+
+    def _reset(self) -> np.ndarray:
+        obs, _ = self.env.reset(seed=self.seed + self.episode)
+        return np.asarray(obs, dtype=np.float32)
+
+    def collect(self, n: int, learner, label, beta: float, rng: np.random.Generator
+                ) -> tuple[np.ndarray, np.ndarray, list[float]]:
+        """``n`` states, their expert labels (env bounds) and the returns of episodes finished meanwhile."""
+        states = np.empty((n, len(self.obs)), dtype=np.float32)
+        labels = np.empty((n, len(self.low)), dtype=np.float32)
+        finished: list[float] = []
+        mixed = beta > 0.0
+        for i in range(n):
+            states[i] = self.obs
+            if mixed:  # the expert's action may be executed: query it now
+                labels[i] = label(self.obs[None])[0]
+                use_expert = beta >= 1.0 or rng.random() < beta
+                action = labels[i] if use_expert else learner(self.obs[None])[0]
+            else:
+                action = learner(self.obs[None])[0]
+            obs, r, term, trunc, _ = self.env.step(np.clip(action, self.low, self.high))
+            self.ep_return += float(r)
+            if term or trunc:
+                finished.append(self.ep_return)
+                self.ep_return = 0.0
+                self.episode += 1
+                obs = self._reset()
+            self.obs = np.asarray(obs, dtype=np.float32)
+        if not mixed:  # pure DAgger: label the whole batch in one expert call
+            labels[:] = label(states)
+        return states, labels, finished
+
+    # -- exact resumption --
+    def _time_limit(self):
+        e = self.env
+        while e is not None:
+            if hasattr(e, "_elapsed_steps"):
+                return e
+            e = getattr(e, "env", None)
+        return None
+
+    def state(self) -> dict[str, Any]:
+        tl = self._time_limit()
+        st = {"obs": torch.from_numpy(self.obs.copy()), "episode": self.episode, "ep_return": self.ep_return,
+              "elapsed": int(tl._elapsed_steps) if tl is not None else 0}
+        u = self.env.unwrapped
+        if hasattr(u, "model") and hasattr(u, "data"):
+            import mujoco
+
+            spec = mujoco.mjtState.mjSTATE_INTEGRATION
+            buf = np.empty(mujoco.mj_stateSize(u.model, spec), dtype=np.float64)
+            mujoco.mj_getState(u.model, u.data, buf, spec)
+            st["physics"] = torch.from_numpy(buf)
+        elif hasattr(u, "state") and u.state is not None:
+            st["physics_state"] = torch.as_tensor(np.asarray(u.state, dtype=np.float64))
+        return st
+
+    def restore(self, st: dict[str, Any]) -> None:
+        self.episode = int(st["episode"])
+        self.ep_return = float(st["ep_return"])
+        self._reset()  # the same reset as the interrupted run, then overwrite the simulator state
+        u = self.env.unwrapped
+        if "physics" in st:
+            import mujoco
+
+            mujoco.mj_setState(u.model, u.data, st["physics"].numpy().astype(np.float64),
+                               mujoco.mjtState.mjSTATE_INTEGRATION)
+            mujoco.mj_forward(u.model, u.data)
+        elif "physics_state" in st:
+            u.state = st["physics_state"].numpy().copy()
+        tl = self._time_limit()
+        if tl is not None:
+            tl._elapsed_steps = int(st["elapsed"])
+        self.obs = st["obs"].numpy().copy()
+
+    def close(self) -> None:
+        self.env.close()
+
+
+# -- the update ----------------------------------------------------------------------------------
+def make_optimizer(cfg: DAggerConfig, agent: DAggerAgent) -> torch.optim.Optimizer:
+    params = agent.actor.parameters()
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr)
+    from agentlab.optim import SSO
+
+    # eta in units of 1/L with L = 2 / (B d): the batch loss's smoothness in target space
+    eta_abs = cfg.eta * cfg.batch_states * agent.act_dim / 2.0
+    return SSO(params, eta=eta_abs, inner_steps=cfg.inner_steps, inner=cfg.inner, inner_lr=cfg.inner_lr,
+               eta_schedule=cfg.eta_schedule, eta_decay=cfg.eta_decay)
+
+
+def update(cfg: DAggerConfig, agent: DAggerAgent, opt: torch.optim.Optimizer, states: torch.Tensor,
+           labels: torch.Tensor) -> dict[str, Any]:
+    """One outer step on a fresh batch; returns tensors (no host sync) and plain diagnostics."""
+    if cfg.optimizer in ("adam", "sgd"):
+        loss = (agent.squashed_mean(states) - labels).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {"train/loss": loss.detach()}
+    # sso: the expensive gradient at the current targets, then m cheap inner steps
+    with torch.no_grad():
+        z_t = agent.squashed_mean(states)
+    g = 2.0 * (z_t - labels) / z_t.numel()
+    info = opt.step(target_fn=lambda: agent.squashed_mean(states), target_grad=g, targets=z_t)
+    out = {"train/loss": (z_t - labels).pow(2).mean(), "train/eta": info["eta"],
+           "train/surrogate_last": info["surrogate"][-1]}
+    if "backtracks" in info:
+        out["train/armijo_step"] = info["step_size"]
+        out["train/backtracks"] = info["backtracks"]
+    return out
+
+
+# -- the loop ------------------------------------------------------------------------------------
+def train(ctx: TrainContext) -> dict[str, float]:
+    cfg: DAggerConfig = ctx.config  # type: ignore[assignment]
+    check_config(cfg)
+    if ctx.env_id is None:
+        raise UserError("dagger is an online imitation algorithm: pass --env")
+    spaces = spaces_from_env(ctx.env_id)
+    ctx.run.write_config({**ctx.run.read_config(), "spaces": spaces})
+    expert = load_expert_policy(ctx, cfg)
+    label = expert_labeller(expert)
+    agent = DAggerAgent(cfg, spaces).to(ctx.device)
+    opt = make_optimizer(cfg, agent)
+    rollout = Rollout(ctx.env_id, seed=10_000 * ctx.seed)
+    rng = np.random.default_rng(ctx.seed)
+    n_outer = math.ceil(ctx.steps / cfg.batch_states)
+    start, interactions, wall, expert_return = 0, 0, 0.0, None
+    if ctx.resume and ctx.run.has_checkpoint():
+        state = ctx.run.load_checkpoint()
+        agent.load_state_dict(state["agent"])
+        opt.load_state_dict(state["optimizer"])
+        start, interactions, wall = int(state["step"]), int(state["interactions"]), float(state["wall_s"])
+        expert_return = state.get("expert_return")
+        rollout.restore(state["rollout"])
+        rng.bit_generator.state = _rng_from_tensor(state["np_rng"])
+        ctx.run.truncate_metrics(interactions)
+
+    def learner(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return agent.act(torch.as_tensor(obs, device=ctx.device)).cpu().numpy()
+
+    def evaluate_now() -> dict[str, float]:
+        nonlocal expert_return
+        from agentlab.evaluation import evaluate
+
+        if expert_return is None:  # the expert under the same protocol: the normaliser of the score
+            expert_return = evaluate(_Labelled(label), ctx.env_id, ctx.eval_episodes,
+                                     evaluation_seed(ctx.seed))["return_mean"]
+        res = evaluate_agent(ctx, agent, ref_scores=ctx.env_id)
+        res["eval/expert_return"] = expert_return
+        res["eval/expert_normalized_return"] = 100.0 * res["eval/return_mean"] / max(abs(expert_return), 1e-8)
+        return res
+
+    eval_every = ctx.eval_every
+    ckpt_every = max(1, (ctx.checkpoint_every or max(ctx.steps // 10, 1)) // cfg.batch_states)
+    final: dict[str, float] = {}
+    with ctx.run.progress(n_outer, start, ctx.algo) as bar:
+        for t in range(start + 1, n_outer + 1):
+            t0 = time.perf_counter()
+            n = min(cfg.batch_states, ctx.steps - interactions)
+            expert_rollout = cfg.expert_first_batch and t == 1
+            states, labels, finished = rollout.collect(n, learner, label, 1.0 if expert_rollout else cfg.beta, rng)
+            t1 = time.perf_counter()
+            s = torch.as_tensor(states, device=ctx.device)
+            a = agent.unscale_action(torch.as_tensor(labels, device=ctx.device)).clamp(-1.0, 1.0)
+            info = update(cfg, agent, opt, s, a)
+            row = {k: float(v) for k, v in info.items()}  # the one host sync of the outer step
+            t2 = time.perf_counter()
+            agent.steps_done += 1
+            interactions += n
+            wall += t2 - t0
+            row.update({"train/outer_step": t, "time/interactions": interactions, "time/wall_s": wall,
+                        "time/rollout_s": t1 - t0, "time/update_s": t2 - t1})
+            if finished:
+                row["train/episode_return"] = float(np.mean(finished))
+            prev = interactions - n
+            if t == n_outer or (eval_every and interactions // eval_every > prev // eval_every):
+                row.update(evaluate_now())
+            ctx.run.log(interactions, row)
+            final = row
+            bar.update(t)
+            if t % ckpt_every == 0 or t == n_outer:
+                ctx.run.save_checkpoint({"agent": agent.state_dict(), "optimizer": opt.state_dict(), "step": t,
+                                         "interactions": interactions, "wall_s": wall, "expert_return": expert_return,
+                                         "rollout": rollout.state(), "np_rng": _rng_to_tensor(rng)})
+    rollout.close()
+    return final
+
+
+class _Labelled:
+    """The expert's deterministic mean as a batched policy for :func:`agentlab.evaluation.evaluate`."""
+
+    def __init__(self, label):
+        self.label = label
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        return self.label(np.asarray(obs, dtype=np.float32))
+
+
+def _rng_to_tensor(rng: np.random.Generator) -> torch.Tensor:
+    import json
+
+    return torch.tensor(np.frombuffer(json.dumps(rng.bit_generator.state).encode(), dtype=np.uint8).copy())
+
+
+def _rng_from_tensor(t: torch.Tensor) -> dict[str, Any]:
+    import json
+
+    return json.loads(bytes(t.numpy().tolist()).decode())
+
+
+ALGORITHM = Algorithm(name="dagger", config_cls=DAggerConfig, train=train, build_agent=DAggerAgent, kind="imitation",
+                      description="online imitation (DAgger beta=0 / BC beta=1) with SSO, Adam or SGD",
+                      presets={"smoke": {"hidden": [64, 64], "batch_states": 100},
+                               "small": {"hidden": [256, 256], "batch_states": 500}})
