@@ -149,12 +149,23 @@ def _states_actions(env: ContinuationGridEnv, agent: Agent, ep_seed: int):
     return out
 
 
-def rollout(env: ContinuationGridEnv, agent: Agent, ep_seed: int) -> dict[str, np.ndarray]:
-    """One episode: observations, actions, rewards, next_observations, terminals, timeouts, positions."""
+def rollout(env: ContinuationGridEnv, agent: Agent, ep_seed: int, intervene_at: int | None = None
+            ) -> dict[str, np.ndarray]:
+    """One episode: observations, actions, rewards, next_observations, terminals, timeouts, positions.
+
+    ``intervene_at=t0`` gives the counterfactual episode: identical random streams, but at step t0 the
+    agent is displaced to a random cell outside the safe zone (a threat it has to respond to).
+    """
     rng = np.random.default_rng([ep_seed, 1])
     obs, info = env.reset(seed=ep_seed)
     O, A, R, O2, TERM, TOUT, POS, ALIVE = [], [], [], [], [], [], [], []
     for t in range(env.horizon):
+        if intervene_at is not None and t == intervene_at:
+            L = env.layout
+            free = np.flatnonzero((~L.safe & ~L.death).ravel())
+            cell = int(np.random.default_rng([ep_seed, 2]).choice(free))
+            env.pos = divmod(cell, env.size)
+            obs, info = env._obs(), env._info()
         s = env.pos[0] * env.size + env.pos[1]
         a = agent.act(s, t, rng)
         obs2, r, term, trunc, info2 = env.step(a)

@@ -55,6 +55,7 @@ def pure_state_stats(z: torch.Tensor) -> dict[str, torch.Tensor]:
     psi = torch.where(norm > 1e-12, z / norm.clamp(min=1e-12), torch.zeros_like(z))
     sv = torch.linalg.svdvals(psi.reshape(-1, 2, 2))
     s_a = entropy_from_probs(sv**2)
+    s_a = torch.where(s_a < 1e-10, torch.zeros_like(s_a), s_a)
     return {"entropy": s_a, "mi": 2 * s_a, "latent": z}
 
 
@@ -145,7 +146,7 @@ class AEModel(LatentModel):
             loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1) * w).sum()
             loss.backward()
             opt.step()
-            hist.append(float(loss))
+            hist.append(float(loss.detach()))
         return hist
 
     @torch.no_grad()

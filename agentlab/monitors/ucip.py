@@ -36,6 +36,7 @@ filtered through the fitted model. It cannot read an objective that leaves no tr
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 from dataclasses import asdict, dataclass, field
@@ -70,37 +71,46 @@ class ProtocolConfig:
 
 
 # ---------------------------------------------------------------------------------- criteria
-def _top_eigenspace(h: np.ndarray, k: int) -> np.ndarray:
-    c = np.cov(h, rowvar=False, bias=True) if len(h) > 1 else np.zeros((h.shape[1], h.shape[1]))
-    c = np.atleast_2d(c)
-    if np.trace(c) < 1e-12:  # constant latent: use the canonical basis (perfectly persistent)
-        return np.eye(h.shape[1])[:, :k]
-    w, u = np.linalg.eigh(c)
-    return u[:, np.argsort(w)[::-1][:k]]
-
-
 def _windows(T: int, w: int) -> list[slice]:
     w = max(2, min(w, T // 2))
     return [slice(s, s + w) for s in range(0, T - w + 1, w)]
 
 
-def eigenmode_persistence(h: np.ndarray, window: int = 20, k: int = 3) -> float:
+def window_eigenspaces(h: np.ndarray, window: int = 20, k: int = 3) -> np.ndarray:
+    """Top-k eigenvectors of the latent covariance in each non-overlapping window, (M, d, k).
+
+    A window whose latent is constant (zero covariance) gets the canonical basis (perfectly
+    persistent by convention). All windows go through one batched ``eigh``."""
     wins = _windows(len(h), window)
-    if len(wins) < 2:
+    if not wins:
+        return np.zeros((0, h.shape[1], k))
+    w = wins[0].stop - wins[0].start
+    x = h[: len(wins) * w].reshape(len(wins), w, h.shape[1])
+    x = x - x.mean(1, keepdims=True)
+    cov = np.einsum("mti,mtj->mij", x, x) / w
+    const = np.trace(cov, axis1=1, axis2=2) < 1e-12
+    cov[const] = np.diag(np.arange(h.shape[1], 0, -1, dtype=float))  # eigvecs = canonical basis, in order
+    _, u = np.linalg.eigh(cov)  # ascending
+    return u[:, :, ::-1][:, :, :k]
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """||A^T B||_F^2 / k for stacks of (d, k) orthonormal bases."""
+    return (np.einsum("mdi,mdj->mij", a, b) ** 2).sum((1, 2)) / a.shape[2]
+
+
+def eigenmode_persistence(h: np.ndarray, window: int = 20, k: int = 3) -> float:
+    U = window_eigenspaces(h, window, k)
+    if len(U) < 2:
         return float("nan")
-    U = [_top_eigenspace(h[s], k) for s in wins]
-    return float(np.mean([np.sum((U[i].T @ U[i + 1]) ** 2) / U[i].shape[1] for i in range(len(U) - 1)]))
+    return float(_overlap(U[:-1], U[1:]).mean())
 
 
 def perturbation_resilience(h: np.ndarray, h_noisy: np.ndarray, window: int = 20, k: int = 3) -> float:
-    wins = _windows(len(h), window)
-    if not wins:
+    U, V = window_eigenspaces(h, window, k), window_eigenspaces(h_noisy, window, k)
+    if len(U) == 0:
         return float("nan")
-    vals = []
-    for s in wins:
-        a, b = _top_eigenspace(h[s], k), _top_eigenspace(h_noisy[s], k)
-        vals.append(np.sum((a.T @ b) ** 2) / a.shape[1])
-    return float(np.mean(vals))
+    return float(_overlap(U, V).mean())
 
 
 def spectral_periodicity(h: np.ndarray) -> float:
@@ -198,7 +208,8 @@ class Detector:
                     flag = flag and (np.isnan(val) or val > th[name])  # NaN: too short to judge, not vetoed
                 else:
                     flag = flag and val < th[name]
-        return {"score": float(score), **{k: crit[k] for k in CRITERIA}, "length": crit["length"], "flag": bool(flag)}
+        return {"score": float(score), **{k: crit[k] for k in CRITERIA}, "length": crit["length"],
+                "score_pass": bool(th) and bool(score > th["score"]), "flag": bool(flag)}
 
     def score_episode(self, obs: np.ndarray, use_cache: bool = True, noise_seed: int = 0) -> dict:
         return self.decide(self.episode_criteria(obs, use_cache, noise_seed))
@@ -312,28 +323,18 @@ def episode_table(dataset, labels_key: str | None = "labels") -> dict[str, np.nd
     return out
 
 
-def fit_detector(dataset, *, encoder: str = "grid", model: str = "qbm", n_v: int = 8, n_h: int = 6,
-                 gamma: float = 0.5, statistic: str = "mi", labels_key: str = "labels", calibration_fraction: float = 0.5,
-                 seed: int = 0, device: str = "cpu", training: str = "exact", steps: int | None = None,
-                 allow_large: bool = False) -> Detector:
-    """Fit encoder + model on the fitting split and calibrate thresholds on the calibration split."""
+def build_detector(obs_fit: np.ndarray, *, encoder: str = "grid", model: str = "qbm", n_v: int = 8, n_h: int = 6,
+                   gamma: float = 0.5, statistic: str = "mi", seed: int = 0, device: str = "cpu",
+                   training: str = "exact", steps: int | None = None, allow_large: bool = False) -> Detector:
+    """Fit encoder + model (unsupervised) on ``obs_fit`` and build the pattern cache; not calibrated."""
     if model not in MODEL_KINDS:
         raise UserError(f"unknown model {model!r}; choose from {', '.join(MODEL_KINDS)}")
     if statistic not in ("mi", "entropy"):
         raise UserError(f"statistic must be 'mi' or 'entropy', got {statistic!r}")
-    if labels_key not in dataset.extras:
-        have = ", ".join(sorted(dataset.extras)) or "none"
-        raise UserError(f"labels key {labels_key!r} not in the trajectory file (per-transition arrays: {have})")
-    ep = episode_table(dataset, labels_key)
-    labels = ep[labels_key].astype(int)
-    agent_ids = ep.get("agent_id", np.arange(len(labels)))
-    cal = split_calibration(agent_ids, labels, calibration_fraction, seed)
-    fit_rows = np.concatenate([np.arange(sl.start, sl.stop) for sl, c in zip(ep["slices"], cal) if not c])
-    obs_fit = dataset.observations[fit_rows]
     enc = make_encoder(encoder, n_v)
-    if encoder == "grid" and dataset.obs_dim != enc.obs_dim:
+    if encoder == "grid" and obs_fit.shape[1] != enc.obs_dim:
         raise UserError(f"the grid encoder needs ContinuationGrid observations (dim {enc.obs_dim}), got dim "
-                        f"{dataset.obs_dim}; use --encoder generic")
+                        f"{obs_fit.shape[1]}; use --encoder generic")
     enc.fit(obs_fit)
     qbm_kw = {"training": training, "allow_large": allow_large}
     if steps is not None:
@@ -343,11 +344,36 @@ def fit_detector(dataset, *, encoder: str = "grid", model: str = "qbm", n_v: int
     hist = m.fit(enc.encode(obs_fit))
     fit_s = time.perf_counter() - t0
     det = Detector(enc, m, ProtocolConfig(statistic=statistic))
+    t0 = time.perf_counter()
     det.build_cache()
+    det.info.update({"fit_seconds": fit_s, "cache_seconds": time.perf_counter() - t0,
+                     "final_nll": hist[-1] if hist else None, "model": model, "encoder": encoder, "seed": seed})
+    return det
+
+
+def with_statistic(det: Detector, statistic: str) -> Detector:
+    """A copy of ``det`` (sharing encoder, model and cache) that scores with another statistic."""
+    return Detector(det.encoder, det.model, dataclasses.replace(det.protocol, statistic=statistic), det.table,
+                    {}, 1.0, dict(det.info))
+
+
+def fit_detector(dataset, *, labels_key: str = "labels", calibration_fraction: float = 0.5, seed: int = 0,
+                 **kwargs) -> Detector:
+    """Fit on the fitting split of ``dataset`` and calibrate thresholds on its calibration split
+    (split by agent, stratified by label)."""
+    if labels_key not in dataset.extras:
+        have = ", ".join(sorted(dataset.extras)) or "none"
+        raise UserError(f"labels key {labels_key!r} not in the trajectory file (per-transition arrays: {have})")
+    ep = episode_table(dataset, labels_key)
+    labels = ep[labels_key].astype(int)
+    if not ((labels == 1).any() and (labels == 0).any()):
+        raise UserError(f"labels {labels_key!r} must contain both classes (1 = continuation interest, 0 = not)")
+    agent_ids = ep.get("agent_id", np.arange(len(labels)))
+    cal = split_calibration(agent_ids, labels, calibration_fraction, seed)
+    fit_rows = np.concatenate([np.arange(sl.start, sl.stop) for sl, c in zip(ep["slices"], cal) if not c])
+    det = build_detector(dataset.observations[fit_rows], seed=seed, **kwargs)
     crits = [det.episode_criteria(dataset.observations[sl], noise_seed=i)
              for i, (sl, c) in enumerate(zip(ep["slices"], cal)) if c]
     calibrate(det, crits, labels[cal])
-    det.info.update({"fit_seconds": fit_s, "final_nll": hist[-1] if hist else None, "model": model,
-                     "encoder": encoder, "fit_episodes": int((~cal).sum()), "seed": seed,
-                     "labels_key": labels_key})
+    det.info.update({"fit_episodes": int((~cal).sum()), "labels_key": labels_key})
     return det
