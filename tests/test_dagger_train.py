@@ -138,3 +138,14 @@ def test_cli_bad_inputs(tmp_path, expert, args, msg):
 def test_cli_needs_env(tmp_path, expert):
     res = CliRunner().invoke(cli, ["train", "dagger", "--steps", "100", "--out", str(tmp_path / "r")])
     assert res.exit_code == 2 and "--env" in res.output
+
+
+def test_numpy_actor_matches_the_torch_policy():
+    from agentlab.agents.base import spaces_from_env
+    from agentlab.agents.dagger import DAggerAgent, DAggerConfig, NumpyActor
+
+    torch.manual_seed(0)
+    agent = DAggerAgent(DAggerConfig(hidden=[32, 32]), spaces_from_env(ENV))
+    agent.obs_norm.set(np.full(4, 0.1), np.full(4, 2.0))
+    obs = np.random.default_rng(0).normal(size=(7, 4)).astype(np.float32)
+    np.testing.assert_allclose(NumpyActor(agent)(obs), agent.act(torch.from_numpy(obs)).numpy(), atol=1e-5)

@@ -293,7 +293,7 @@ def train(ctx: TrainContext) -> dict[str, float]:
         rng.bit_generator.state = _rng_from_tensor(state["np_rng"])
         ctx.run.truncate_metrics(interactions)
 
-    def learner(obs: np.ndarray) -> np.ndarray:
+    def torch_learner(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return agent.act(torch.as_tensor(obs, device=ctx.device)).cpu().numpy()
 
@@ -317,6 +317,8 @@ def train(ctx: TrainContext) -> dict[str, float]:
             t0 = time.perf_counter()
             n = min(cfg.batch_states, ctx.steps - interactions)
             expert_rollout = cfg.expert_first_batch and t == 1
+            # one observation per call: a NumPy copy of the policy is ~10x cheaper than a torch call here
+            learner = NumpyActor(agent) if ctx.device.type == "cpu" else torch_learner
             states, labels, finished = rollout.collect(n, learner, label, 1.0 if expert_rollout else cfg.beta, rng)
             t1 = time.perf_counter()
             s = torch.as_tensor(states, device=ctx.device)
@@ -343,6 +345,26 @@ def train(ctx: TrainContext) -> dict[str, float]:
                                          "rollout": rollout.state(), "np_rng": _rng_to_tensor(rng)})
     rollout.close()
     return final
+
+
+class NumpyActor:
+    """A NumPy snapshot of the (ReLU MLP) policy for stepping one environment: same function as
+    :meth:`DAggerAgent.act`, without torch's per-call overhead (~0.1 ms against ~10 us here)."""
+
+    def __init__(self, agent: DAggerAgent):
+        layers = [m for m in agent.actor if isinstance(m, torch.nn.Linear)]
+        self.w = [m.weight.detach().cpu().numpy().T.copy() for m in layers]
+        self.b = [m.bias.detach().cpu().numpy().copy() for m in layers]
+        self.mean = agent.obs_norm.mean.cpu().numpy()
+        self.std = agent.obs_norm.std.cpu().numpy()
+        self.scale = agent.act_scale.cpu().numpy()
+        self.center = agent.act_center.cpu().numpy()
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        h = (obs - self.mean) / self.std
+        for w, b in zip(self.w[:-1], self.b[:-1]):
+            h = np.maximum(h @ w + b, 0.0)
+        return np.tanh(h @ self.w[-1] + self.b[-1]) * self.scale + self.center
 
 
 class _Labelled:
