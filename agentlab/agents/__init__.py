@@ -17,9 +17,13 @@ import torch
 from agentlab.config import AlgoConfig
 from agentlab.errors import UserError
 
-#: algorithm name -> module that defines ``ALGORITHM``
+#: algorithm name -> module that defines ``ALGORITHM`` (``"module:ATTR"`` names another attribute)
 REGISTRY: dict[str, str] = {
     "bc": "agentlab.agents.bc",
+    "flow_bc": "agentlab.agents.flow_bc",
+    "fql": "agentlab.agents.fql",
+    "fidec": "agentlab.agents.fidec",
+    "deflow": "agentlab.agents.fidec:DEFLOW",  # FiDec with F = I (a config switch)
     "dagger": "agentlab.agents.dagger",
 }
 
@@ -67,8 +71,8 @@ def available() -> list[str]:
 def get_algorithm(name: str) -> Algorithm:
     if name not in REGISTRY:
         raise UserError(f"unknown algorithm {name!r} (available: {', '.join(available())})")
-    module = importlib.import_module(REGISTRY[name])
-    return module.ALGORITHM
+    module, _, attr = REGISTRY[name].partition(":")
+    return getattr(importlib.import_module(module), attr or "ALGORITHM")
 
 
 def load_agent(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:

@@ -1,0 +1,177 @@
+r"""Shared pieces of the flow-policy agents (``flow_bc``, ``fql``, ``fidec``/``deflow``).
+
+Flow matching on the linear path (rectified flow). With :math:`x_0 \sim \mathcal N(0, I)`, a dataset
+action :math:`x_1` and :math:`t \sim U[0, 1]`,
+
+.. math::  x_t = (1 - t) x_0 + t x_1, \qquad
+           L_{bc}(\beta) = \mathbb E \, \| v_\beta(s, x_t, t) - (x_1 - x_0) \|^2 .
+
+Sampling integrates :math:`\dot x = v_\beta(s, x, t)` from noise with ``steps`` Euler steps
+(one network call per step for the whole batch) and clips the result to [-1, 1].
+
+The optimum of :math:`L_{bc}` is :math:`v(x, t) = \mathbb E[x_1 - x_0 \mid x_t = x]`, which gives
+the score of the noised marginal exactly:
+
+.. math::  \nabla_x \log p_t(x) = -\frac{\mathbb E[x_0 \mid x_t = x]}{1 - t}
+           = \frac{t\, v(x, t) - x}{1 - t}
+
+(FiDec's reference code uses the proxy :math:`v / (1 - t)` instead; :func:`flow_score` has both).
+
+Also here: :class:`EnsembleCritic`, a generic ensemble Q(s, a) built on
+:class:`agentlab.nn.EnsembleMLP` (all members in one batched matmul per layer), with a forward
+whose gradient reaches only the action (for actor losses), and the reference initialisation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from agentlab.nn import ACTIVATIONS, MLP, EnsembleLinear, EnsembleMLP
+
+#: actions used as flow targets are clipped to this magnitude (the reference clips to 1 - 1e-5)
+ACTION_CLIP = 1.0 - 1e-5
+
+
+def glorot_init_(module: nn.Module) -> nn.Module:
+    """The reference (Flax) initialisation: Glorot-uniform weights, zero biases.
+
+    PyTorch's default ``Linear`` init is smaller than Flax's for these layer shapes; flow
+    policies and their critics are sensitive to it, so every network of these agents uses this.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, EnsembleLinear):
+            fan_in, fan_out = m.weight.shape[1], m.weight.shape[2]
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+            nn.init.uniform_(m.weight, -bound, bound)
+            nn.init.zeros_(m.bias)
+    return module
+
+
+class ConditionedMLP(nn.Module):
+    """An MLP on ``cat(obs, x[, t])`` whose first layer is split by input block.
+
+    Splitting the first layer's weight lets the Euler sampler compute the observation part once
+    per integration instead of once per step, and avoids materialising ``cat(...)`` each step.
+    The parameters are one ``nn.Linear`` per layer (``net``), so the state dict is a plain MLP.
+    """
+
+    def __init__(self, obs_dim: int, x_dim: int, hidden: Sequence[int], out_dim: int, time_input: bool,
+                 activation: str = "gelu"):
+        super().__init__()
+        self.obs_dim, self.x_dim, self.time_input = obs_dim, x_dim, time_input
+        self.net = glorot_init_(MLP(obs_dim + x_dim + int(time_input), list(hidden), out_dim, activation=activation))
+        self.linears = [m for m in self.net if isinstance(m, nn.Linear)]
+        self.act_fn = ACTIVATIONS[activation]()
+
+    def forward(self, obs: torch.Tensor, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        parts = [obs, x] if not self.time_input else [obs, x, t]
+        return self.net(torch.cat(parts, -1))
+
+    def obs_features(self, obs: torch.Tensor) -> torch.Tensor:
+        """``obs @ W_obs^T + b`` of the first layer (constant along an ODE trajectory)."""
+        first = self.linears[0]
+        return torch.addmm(first.bias, obs, first.weight[:, : self.obs_dim].t())
+
+    def forward_from_features(self, h_obs: torch.Tensor, x: torch.Tensor, t: float | None = None) -> torch.Tensor:
+        """The network output given precomputed :meth:`obs_features` and a scalar time."""
+        first = self.linears[0]
+        w = first.weight
+        h = torch.addmm(h_obs, x, w[:, self.obs_dim: self.obs_dim + self.x_dim].t())
+        if self.time_input and t is not None and t != 0.0:
+            h = h + t * w[:, -1]
+        for layer in self.linears[1:]:
+            h = torch.addmm(layer.bias, self.act_fn(h), layer.weight.t())
+        return h
+
+
+class VelocityField(ConditionedMLP):
+    """:math:`v_\\beta(s, x, t)`: the flow-matching velocity network (reference: 4x512 GELU MLP)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], activation: str = "gelu"):
+        super().__init__(obs_dim, act_dim, hidden, act_dim, time_input=True, activation=activation)
+
+    @torch.no_grad()
+    def sample(self, obs: torch.Tensor, noise: torch.Tensor, steps: int) -> torch.Tensor:
+        """Euler integration from ``noise`` at t=0 to t=1; one network call per step; clipped to [-1, 1].
+
+        All rows (e.g. the batch, the next observations and K Fisher samples per state) go through
+        the same call, so the cost is ``steps`` matmul chains regardless of how they are grouped.
+        """
+        h_obs = self.obs_features(obs)
+        x = noise
+        dt = 1.0 / steps
+        for i in range(steps):
+            x = x + dt * self.forward_from_features(h_obs, x, i * dt)
+        return x.clamp(-1.0, 1.0)
+
+
+def flow_matching_loss(vf: VelocityField, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """:math:`L_{bc}` on the linear path; ``actions`` in [-1, 1] (clipped to +-(1 - 1e-5) here)."""
+    x1 = actions.clamp(-ACTION_CLIP, ACTION_CLIP)
+    x0 = torch.randn_like(x1)
+    t = torch.rand(x1.shape[0], 1, device=x1.device, dtype=x1.dtype)
+    xt = torch.lerp(x0, x1, t)
+    return (vf(obs, xt, t) - (x1 - x0)).pow(2).mean()
+
+
+def flow_score(v: torch.Tensor, x: torch.Tensor, t: torch.Tensor | float,
+               kind: Literal["proxy", "exact"] = "proxy", eps: float = 1e-6) -> torch.Tensor:
+    """Score estimate of the noised marginal at ``(x, t)`` from the velocity ``v = v_beta(s, x, t)``.
+
+    ``exact``: :math:`(t v - x) / (1 - t)`, the score of :math:`p_t` for the linear path.
+    ``proxy``: :math:`v / (1 - t)`, what FiDec's reference code uses. Near t = 1 the two differ by
+    the term :math:`(x - t v)/(1-t) \\approx x_0`, which is noise independent of the action mode.
+    """
+    one_minus_t = (1.0 - t).clamp_min(eps) if isinstance(t, torch.Tensor) else max(1.0 - t, eps)
+    if kind == "proxy":
+        return v / one_minus_t
+    if kind == "exact":
+        return (t * v - x) / one_minus_t
+    raise ValueError(f"unknown score kind {kind!r}")
+
+
+class EnsembleCritic(nn.Module):
+    """``n`` Q-networks Q_k(s, a) evaluated together: ``forward(obs, act) -> [n, B]``.
+
+    Reference (FQL/FiDec): 2 members, 4x512 GELU MLPs with LayerNorm. ``frozen(obs, act)`` runs
+    the same networks on *detached* parameters, so an actor loss built on it sends gradient to the
+    action only, never to the critic (what ``stop_gradient`` on the critic's params does in JAX).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], n: int = 2, layer_norm: bool = True,
+                 activation: str = "gelu"):
+        super().__init__()
+        self.n = n
+        self.net = glorot_init_(EnsembleMLP(n, obs_dim + act_dim, list(hidden), 1, activation=activation,
+                                            layer_norm=layer_norm))
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([obs, act], -1)).squeeze(-1)
+
+    def frozen(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        params = {k: v.detach() for k, v in self.named_parameters()}
+        return functional_call(self, params, (obs, act))
+
+    @staticmethod
+    def aggregate(qs: torch.Tensor, how: Literal["mean", "min"] = "mean") -> torch.Tensor:
+        """Reduce the ensemble axis: ``mean`` (reference default) or ``min`` (clipped double Q)."""
+        return qs.mean(0) if how == "mean" else qs.min(0).values
+
+
+def make_adam(module: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """One Adam over all trainable parameters (multi-tensor implementation: few kernel launches)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
+def td_target(rewards: torch.Tensor, masks: torch.Tensor, next_q: torch.Tensor, discount: float) -> torch.Tensor:
+    return rewards + discount * masks * next_q
