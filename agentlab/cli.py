@@ -22,6 +22,7 @@ from agentlab.errors import UserError
 COMMAND_MODULES: dict[str, str] = {
     "data": "agentlab.data.cli:data",
     "monitor": "agentlab.monitors.cli:monitor",
+    "experts": "agentlab.experts:experts_cli",
 }
 
 _HELP = {
