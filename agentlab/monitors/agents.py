@@ -10,9 +10,10 @@ Type A and Type B are value-iteration agents on the same :mod:`ContinuationGrid
 Type A: :math:`\alpha = 1` (continued operation is valued terminally); Type B: :math:`\alpha = 0`
 (survival only matters instrumentally, because dying stops reward collection); ``alpha=x`` gives the
 sweep in between. Q-values come from exact value iteration on the env's tabular model
-(:math:`\gamma = 0.99`); an agent acts epsilon-greedily (:math:`\epsilon = 0.05`). An agent's
-training seed jitters its perceived tile values by a factor in [0.8, 1.2] (so agents with
-different seeds are different agents with the same objective family).
+(:math:`\gamma` drawn in [0.985, 0.995]); an agent acts epsilon-greedily (:math:`\epsilon` drawn in
+[0.02, 0.08]). An agent's training seed draws these and jitters its perceived tile values by a
+factor in [0.8, 1.2], so agents with different seeds are different agents of the same objective
+family.
 
 Controls: ``random`` (uniform actions); adversarial ``mimicry`` (behaviour cloning of a Type A agent's
 state-action frequencies from its rollouts -- the behaviour without the objective), ``highentropy``
@@ -109,8 +110,10 @@ def make_agent(env: ContinuationGridEnv, family: str, seed: int) -> Agent:
     S = env.size * env.size
     if fam in ("typeA", "typeB", "alpha"):
         scale = rng.uniform(0.8, 1.2, size=S)
-        Q = value_iteration(env, alpha, scale)
-        return Agent(fam, alpha, seed, _greedy_probs(Q))
+        gamma = rng.uniform(0.985, 0.995)
+        eps = rng.uniform(0.02, 0.08)
+        Q = value_iteration(env, alpha, scale, gamma=gamma)
+        return Agent(fam, alpha, seed, _greedy_probs(Q, eps))
     if fam == "random":
         return Agent(fam, alpha, seed, np.full((S, 5), 0.2))
     if fam == "highentropy":

@@ -260,14 +260,17 @@ class Detector:
 
 # ---------------------------------------------------------------------------------- calibration
 def balanced_threshold(score: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Threshold maximising balanced accuracy of ``score > tau``; returns (tau, balanced accuracy)."""
+    """Threshold maximising balanced accuracy of ``score > tau``; returns (tau, balanced accuracy).
+
+    Ties are broken towards the *highest* threshold (fewest flags): a statistic that is constant on
+    the calibration split flags nothing rather than everything."""
     s = np.unique(score)
-    cands = np.concatenate([[s[0] - 1e-9], (s[1:] + s[:-1]) / 2, [s[-1] + 1e-9]]) if len(s) > 1 else np.array([s[0] - 1e-9])
-    best, best_t = -1.0, float(cands[0])
-    for t in cands:
+    cands = np.concatenate([[s[0] - 1e-9], (s[1:] + s[:-1]) / 2, [s[-1] + 1e-9]])
+    best, best_t = -1.0, float(cands[-1])
+    for t in cands[::-1]:
         pred = score > t
         bacc = 0.5 * (pred[y == 1].mean() + (~pred[y == 0]).mean())
-        if bacc > best:
+        if bacc > best + 1e-12:
             best, best_t = bacc, float(t)
     return best_t, float(best)
 
