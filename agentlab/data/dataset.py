@@ -69,6 +69,9 @@ class Dataset:
         out = {}
         for key in ("observations", "actions", "rewards", "next_observations"):
             arr = getattr(self, key)
+            with np.errstate(over="ignore", invalid="ignore"):
+                if np.isfinite(arr.sum()):  # one cheap pass; NaN/Inf anywhere makes the sum non-finite
+                    continue
             bad = ~np.isfinite(arr)
             rows = int(bad.reshape(len(arr), -1).any(1).sum())
             if rows:

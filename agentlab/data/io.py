@@ -29,7 +29,15 @@ def dataset_dir() -> Path:
 
 def _meta_value(v: Any) -> Any:
     if isinstance(v, bytes):
-        return v.decode()
+        v = v.decode()
+    if isinstance(v, str):
+        # save_d4rl stores lists, dicts and None as JSON text
+        if v == "null" or (v[:1] in "[{" and v[-1:] in "]}"):
+            try:
+                return json.loads(v)
+            except ValueError:
+                return v
+        return v
     if isinstance(v, np.generic):
         return v.item()
     if isinstance(v, np.ndarray):
@@ -52,7 +60,7 @@ def _from_arrays(arrays: dict[str, np.ndarray], metadata: dict[str, Any], source
     extras = {k: np.asarray(v) for k, v in arrays.items() if k not in CORE_KEYS and len(v) == n}
     if "next_observations" in arrays:
         next_obs = np.asarray(arrays["next_observations"], dtype=np.float32)
-        keep = np.ones(n, bool)
+        keep = None  # keep every row (and copy nothing)
     else:
         # qlearning_dataset: s' = obs[i+1]; drop timeout transitions and the final row.
         next_obs = np.concatenate([obs[1:], obs[-1:]], 0)
@@ -65,10 +73,12 @@ def _from_arrays(arrays: dict[str, np.ndarray], metadata: dict[str, Any], source
         timeouts[prev_of_drop] = ~terminals[prev_of_drop]
         if n <= 1:
             raise UserError(f"{source}: too few transitions to build next_observations")
-    ds_arrays = dict(observations=obs[keep], actions=np.asarray(arrays["actions"], dtype=np.float32)[keep],
-                     rewards=np.asarray(arrays["rewards"], dtype=np.float32).reshape(-1)[keep],
-                     next_observations=next_obs[keep], terminals=terminals[keep], timeouts=timeouts[keep])
-    extras = {k: v[keep] for k, v in extras.items()}
+    ds_arrays = dict(observations=obs, actions=np.asarray(arrays["actions"], dtype=np.float32),
+                     rewards=np.asarray(arrays["rewards"], dtype=np.float32).reshape(-1),
+                     next_observations=next_obs, terminals=terminals, timeouts=timeouts)
+    if keep is not None:
+        ds_arrays = {k: v[keep] for k, v in ds_arrays.items()}
+        extras = {k: v[keep] for k, v in extras.items()}
     ds = Dataset(**ds_arrays, metadata=dict(metadata), extras=extras)
     bad = ds.invalid_counts()
     if bad:
@@ -162,7 +172,7 @@ def save_d4rl(dataset: Dataset, path: str | Path) -> Path:
     return path
 
 
-def read_minari(dataset_id: str) -> Dataset:
+def read_minari(dataset_id: str, drop_invalid: bool = False) -> Dataset:
     """A Minari dataset from the local store (``$MINARI_DATASETS_PATH``), never downloading."""
     root = Path(os.environ.get("MINARI_DATASETS_PATH", Path.home() / ".minari" / "datasets"))
     if not (root / dataset_id / "data").is_dir():
@@ -196,12 +206,15 @@ def read_minari(dataset_id: str) -> Dataset:
     env_spec = getattr(spec, "env_spec", None)
     if env_spec is not None:
         meta["env_id"] = env_spec.id
-    ref_min, ref_max = getattr(spec, "ref_min_score", None), getattr(spec, "ref_max_score", None)
+    # Minari keeps the reference returns in the storage metadata (0-1 scale there; ours is 0-100)
+    stored = dict(getattr(getattr(md, "storage", None), "metadata", {}) or {})
+    ref_min = stored.get("ref_min_score", getattr(spec, "ref_min_score", None))
+    ref_max = stored.get("ref_max_score", getattr(spec, "ref_max_score", None))
     if ref_min is not None and ref_max is not None:
         meta["ref_min_score"], meta["ref_max_score"] = float(ref_min), float(ref_max)
     cat = np.concatenate
     return _from_arrays(dict(observations=cat(obs), actions=cat(acts), rewards=cat(rews), next_observations=cat(nobs),
-                             terminals=cat(terms), timeouts=cat(touts)), meta, f"minari:{dataset_id}")
+                             terminals=cat(terms), timeouts=cat(touts)), meta, f"minari:{dataset_id}", drop_invalid)
 
 
 def resolve_path(spec: str) -> Path | None:
@@ -220,17 +233,17 @@ def load(spec: str | Path, drop_invalid: bool = False) -> Dataset:
     or ``minari:ID`` (Minari's local store)."""
     spec = str(spec)
     if spec.startswith("minari:"):
-        return read_minari(spec[len("minari:"):])
+        return read_minari(spec[len("minari:"):], drop_invalid)
     path = resolve_path(spec)
     if path is None:
         raise UserError(f"dataset not found: {spec!r} (not a file, and not in {dataset_dir()}; "
                         "make one with `agentlab data make NAME`)")
     if path.is_dir():
         raise UserError(f"{path} is a directory, not a dataset file")
-    if path.suffix == ".npz":
-        return read_npz(path, drop_invalid)
     with open(path, "rb") as f:
         magic = f.read(8)
+    if magic.startswith(b"PK"):  # NPZ = zip archive
+        return read_npz(path, drop_invalid)
     if magic != b"\x89HDF\r\n\x1a\n":
         raise UserError(f"{path} is neither an HDF5 nor an NPZ file")
     return read_hdf5(path, drop_invalid)
