@@ -4,8 +4,8 @@ The imitation setting of the SSO table: an MLP policy obs 11 -> hidden -> act 3 
 tanh-squashed outputs (the targets), a fixed batch of B states. One "Adam step" is forward +
 squared-error loss + backward + torch.optim.Adam.step (what the Adam baseline does per outer step).
 One SSO inner step is forward + surrogate + backward + update (sgd, adam) or that plus the line
-search's trial forwards (sgd-armijo). Reported: steps/s (median of --repeats timed blocks) and the
-ratio to the Adam step measured in the same process.
+search's trial forwards (sgd-armijo). Reported: steps/s by CPU time and by wall-clock (medians over
+--repeats interleaved rounds) and the ratio to the Adam step measured in the same process.
 
     python benchmarks/bench_sso.py                  # 2x256 and 2x2048, B = 1000, CPU, 1 thread
     python benchmarks/bench_sso.py --device cuda    # same code on a GPU
@@ -29,17 +29,24 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, n: int, repeats: int, device: torch.device) -> float:
-    """Median steps/s over ``repeats`` blocks of ``n`` steps (after one warm-up block)."""
-    fn(max(1, n // 4))
+def measure(fns: dict, n: int, repeats: int, device: torch.device) -> dict[str, dict[str, float]]:
+    """Steps/s of each ``fns[name](k)`` (runs k steps): blocks of ``n`` steps, interleaved across
+    variants so that a change in the load of this shared machine hits all of them alike. Wall-clock
+    rate and CPU-time rate (process time: the cost itself, robust to other processes) are medians
+    over ``repeats`` rounds, after one warm-up block each."""
+    for fn in fns.values():
+        fn(max(1, n // 4))
     sync(device)
-    rates = []
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn(n)
-        sync(device)
-        rates.append(n / (time.perf_counter() - t))
-    return statistics.median(rates)
+        for name, fn in fns.items():
+            t, c = time.perf_counter(), time.process_time()
+            fn(n)
+            sync(device)
+            wall[name].append(n / (time.perf_counter() - t))
+            cpu[name].append(n / max(time.process_time() - c, 1e-9))
+    return {k: {"wall": statistics.median(wall[k]), "cpu": statistics.median(cpu[k])} for k in fns}
 
 
 def bench(hidden: list[int], batch: int, n: int, repeats: int, device: torch.device) -> dict:
@@ -51,35 +58,43 @@ def bench(hidden: list[int], batch: int, n: int, repeats: int, device: torch.dev
         torch.manual_seed(0)
         return MLP(11, hidden, 3).to(device)
 
-    model = net()
-    adam = torch.optim.Adam(model.parameters(), lr=1e-3)
+    adam_model = net()
+    adam = torch.optim.Adam(adam_model.parameters(), lr=1e-3)
 
     def adam_steps(k):
         for _ in range(k):
-            loss = (torch.tanh(model(x)) - y).pow(2).mean()
+            loss = (torch.tanh(adam_model(x)) - y).pow(2).mean()
             adam.zero_grad(set_to_none=True)
             loss.backward()
             adam.step()
 
-    out = {"hidden": "x".join(map(str, hidden)), "batch": batch, "device": str(device),
-           "threads": torch.get_num_threads(), "adam_step_per_s": timed(adam_steps, n, repeats, device)}
+    fns = {"adam_step": adam_steps}
+    infos: dict[str, dict] = {}
     for inner, lr in (("adam", 1e-3), ("sgd", None), ("sgd-armijo", None)):
         model = net()
         eta = batch * 3 / 2.0  # 1/L of the mean squared error in target space
         opt = SSO(model.parameters(), eta=eta, inner_steps=n, inner=inner, inner_lr=lr)
         z = torch.tanh(model(x)).detach()
         g = 2 * (z - y) / z.numel()
-        info = {}
+        info = infos.setdefault(inner, {})
 
         def sso_steps(k, opt=opt, model=model, z=z, g=g, info=info):
             opt.inner_steps = k  # one outer step of k inner steps on the fixed batch
-            info.update(opt.step(target_fn=lambda: torch.tanh(model(x)), target_grad=g, targets=z))
+            res = opt.step(target_fn=lambda: torch.tanh(model(x)), target_grad=g, targets=z)
+            info["backtracks"] = info.get("backtracks", 0) + res.get("backtracks", 0)
+            info["steps"] = info.get("steps", 0) + k
 
-        rate = timed(sso_steps, n, repeats, device)
-        out[f"sso_{inner}_inner_step_per_s"] = rate
-        out[f"sso_{inner}_vs_adam_step"] = rate / out["adam_step_per_s"]
-        if inner == "sgd-armijo":
-            out["armijo_backtracks_per_step"] = info["backtracks"] / n
+        fns[f"sso_{inner}"] = sso_steps
+    rates = measure(fns, n, repeats, device)
+    out = {"hidden": "x".join(map(str, hidden)), "batch": batch, "device": str(device),
+           "threads": torch.get_num_threads(), "steps_per_block": n, "repeats": repeats}
+    base = rates["adam_step"]
+    for name, r in rates.items():
+        out[f"{name}_per_s_wall"] = r["wall"]
+        out[f"{name}_per_s_cpu"] = r["cpu"]
+        out[f"{name}_vs_adam_step_cpu"] = r["cpu"] / base["cpu"]
+        out[f"{name}_vs_adam_step_wall"] = r["wall"] / base["wall"]
+    out["armijo_backtracks_per_step"] = infos["sgd-armijo"]["backtracks"] / infos["sgd-armijo"]["steps"]
     return out
 
 
@@ -101,12 +116,17 @@ def main() -> None:
             n *= 5
         row = bench([h, h], args.batch, n, args.repeats, device)
         rows.append(row)
-        print(f"MLP 11-{h}-{h}-3, B={args.batch}, {device}, {row['threads']} thread(s): "
-              f"Adam step {row['adam_step_per_s']:.1f}/s | SSO inner steps/s: "
-              f"adam {row['sso_adam_inner_step_per_s']:.1f} ({row['sso_adam_vs_adam_step']:.2f}x), "
-              f"sgd {row['sso_sgd_inner_step_per_s']:.1f} ({row['sso_sgd_vs_adam_step']:.2f}x), "
-              f"sgd-armijo {row['sso_sgd-armijo_inner_step_per_s']:.1f} ({row['sso_sgd-armijo_vs_adam_step']:.2f}x, "
-              f"{row['armijo_backtracks_per_step']:.2f} backtracks/step)", flush=True)
+
+        def fmt(k, row=row):
+            return (f"{row[k + '_per_s_cpu']:.1f}/s cpu ({row[k + '_vs_adam_step_cpu']:.2f}x), "
+                    f"{row[k + '_per_s_wall']:.1f}/s wall ({row[k + '_vs_adam_step_wall']:.2f}x)")
+
+        print(f"MLP 11-{h}-{h}-3, B={args.batch}, {device}, {row['threads']} thread(s):\n"
+              f"  Adam step (baseline):  {fmt('adam_step')}\n"
+              f"  SSO inner adam:        {fmt('sso_adam')}\n"
+              f"  SSO inner sgd:         {fmt('sso_sgd')}\n"
+              f"  SSO inner sgd-armijo:  {fmt('sso_sgd-armijo')}, "
+              f"{row['armijo_backtracks_per_step']:.2f} backtracks/step", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

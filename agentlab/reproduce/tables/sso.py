@@ -29,7 +29,7 @@ BUDGET = {
     "smoke": {"envs": ["Hopper-v5"], "modes": {"dagger": 0.0}, "hidden": [32, 32], "B": 100, "outer": 3,
               "evals": 1, "episodes": 2, "ms": [1, 10]},
     "small": {"envs": ["Hopper-v5", "Walker2d-v5"], "modes": {"dagger": 0.0, "bc": 1.0}, "hidden": [256, 256],
-              "B": 500, "outer": 40, "evals": 10, "episodes": 5, "ms": [1, 10, 100]},
+              "B": 500, "outer": 20, "evals": 5, "episodes": 5, "ms": [1, 10, 100]},
     "full": {"envs": ["Hopper-v5", "Walker2d-v5"], "modes": {"dagger": 0.0, "bc": 1.0}, "hidden": [256, 256],
              "B": 1000, "outer": 100, "evals": 20, "episodes": 10, "ms": [1, 10, 100, 1000]},
 }
