@@ -230,3 +230,29 @@ def test_make_refuses_unknown_name_and_existing_file(data_dir):
     _assert_one_line_error(_invoke("data", "make", "pointmaze-umaze", "--size", "1", "--out",
                                    str(data_dir / "x.hdf5")), "--size")
     assert not (data_dir / "x.hdf5").exists()
+
+
+@pytest.mark.parametrize("every", [100, 3])  # sparse timeouts (run-copy path) and dense ones (gather path)
+def test_qlearning_semantics_match_reference_loop(tmp_path, every):
+    n = 1000
+    rng = np.random.default_rng(1)
+    obs = rng.standard_normal((n, 3)).astype(np.float32)
+    acts = rng.standard_normal((n, 2)).astype(np.float32)
+    rews = rng.standard_normal(n).astype(np.float32)
+    term = rng.random(n) < 0.01
+    tout = np.zeros(n, bool)
+    tout[every - 1::every] = True
+    tout &= ~term
+    qpos = rng.standard_normal((n, 4)).astype(np.float32)
+    with h5py.File(tmp_path / "v0.hdf5", "w") as f:
+        f["observations"], f["actions"], f["rewards"], f["terminals"], f["timeouts"] = obs, acts, rews, term, tout
+        f["infos/qpos"] = qpos
+    ds = load(str(tmp_path / "v0.hdf5"))
+    # d4rl.qlearning_dataset, written out as the loop it is
+    rows = [i for i in range(n - 1) if not tout[i]]
+    np.testing.assert_array_equal(ds.observations, obs[rows])
+    np.testing.assert_array_equal(ds.next_observations, obs[np.array(rows) + 1])
+    np.testing.assert_array_equal(ds.actions, acts[rows])
+    np.testing.assert_array_equal(ds.rewards, rews[rows])
+    np.testing.assert_array_equal(ds.terminals, term[rows])
+    np.testing.assert_array_equal(ds.extras["infos/qpos"], qpos[rows])

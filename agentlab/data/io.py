@@ -45,6 +45,27 @@ def _meta_value(v: Any) -> Any:
     return v
 
 
+def _row_gather(keep: np.ndarray) -> Any:
+    """``gather(arr, shift)`` = ``arr[np.flatnonzero(keep) + shift]``, fast when few rows are dropped.
+
+    Dropped rows (timeouts) are sparse, so the kept rows form long runs: concatenating the runs'
+    slices copies at memcpy speed, 3-4x faster than a fancy-index gather of the same rows."""
+    dropped = np.flatnonzero(~keep)
+    if len(dropped) > len(keep) // 50:
+        idx = np.flatnonzero(keep)
+        return lambda arr, shift=0: arr.take(idx + shift, 0)
+    starts = np.concatenate([[0], dropped + 1])
+    ends = np.concatenate([dropped, [len(keep)]])
+    runs = [(int(a), int(b)) for a, b in zip(starts, ends) if b > a]
+
+    def gather(arr: np.ndarray, shift: int = 0) -> np.ndarray:
+        if not runs:
+            return arr[:0]
+        return np.concatenate([arr[a + shift:b + shift] for a, b in runs], 0)
+
+    return gather
+
+
 def _from_arrays(arrays: dict[str, np.ndarray], metadata: dict[str, Any], source: str,
                  drop_invalid: bool = False) -> Dataset:
     for key in REQUIRED_KEYS:
@@ -58,12 +79,17 @@ def _from_arrays(arrays: dict[str, np.ndarray], metadata: dict[str, Any], source
     terminals = np.asarray(arrays["terminals"]).astype(bool).reshape(-1)
     timeouts = np.asarray(arrays.get("timeouts", np.zeros(n, bool))).astype(bool).reshape(-1)
     extras = {k: np.asarray(v) for k, v in arrays.items() if k not in CORE_KEYS and len(v) == n}
+    actions = np.asarray(arrays["actions"], dtype=np.float32)
+    rewards = np.asarray(arrays["rewards"], dtype=np.float32).reshape(-1)
     if "next_observations" in arrays:
-        next_obs = np.asarray(arrays["next_observations"], dtype=np.float32)
-        keep = None  # keep every row (and copy nothing)
+        # every row kept as stored: no copies
+        ds_arrays = dict(observations=obs, actions=actions, rewards=rewards,
+                         next_observations=np.asarray(arrays["next_observations"], dtype=np.float32),
+                         terminals=terminals, timeouts=timeouts)
     else:
         # qlearning_dataset: s' = obs[i+1]; drop timeout transitions and the final row.
-        next_obs = np.concatenate([obs[1:], obs[-1:]], 0)
+        if n <= 1:
+            raise UserError(f"{source}: too few transitions to build next_observations")
         keep = ~timeouts
         keep[-1] = False
         # the transition before a dropped timeout now ends its episode
@@ -71,14 +97,10 @@ def _from_arrays(arrays: dict[str, np.ndarray], metadata: dict[str, Any], source
         prev_of_drop = prev_of_drop[prev_of_drop >= 0]
         timeouts = timeouts.copy()
         timeouts[prev_of_drop] = ~terminals[prev_of_drop]
-        if n <= 1:
-            raise UserError(f"{source}: too few transitions to build next_observations")
-    ds_arrays = dict(observations=obs, actions=np.asarray(arrays["actions"], dtype=np.float32),
-                     rewards=np.asarray(arrays["rewards"], dtype=np.float32).reshape(-1),
-                     next_observations=next_obs, terminals=terminals, timeouts=timeouts)
-    if keep is not None:
-        ds_arrays = {k: v[keep] for k, v in ds_arrays.items()}
-        extras = {k: v[keep] for k, v in extras.items()}
+        gather = _row_gather(keep)
+        ds_arrays = dict(observations=gather(obs), actions=gather(actions), rewards=gather(rewards),
+                         next_observations=gather(obs, 1), terminals=gather(terminals), timeouts=gather(timeouts))
+        extras = {k: gather(v) for k, v in extras.items()}
     ds = Dataset(**ds_arrays, metadata=dict(metadata), extras=extras)
     bad = ds.invalid_counts()
     if bad:
