@@ -256,3 +256,21 @@ def test_qlearning_semantics_match_reference_loop(tmp_path, every):
     np.testing.assert_array_equal(ds.rewards, rews[rows])
     np.testing.assert_array_equal(ds.terminals, term[rows])
     np.testing.assert_array_equal(ds.extras["infos/qpos"], qpos[rows])
+
+
+def test_normalized_score_uses_d4rl_constants_for_d4rl_files_and_metadata_for_ours(tmp_path):
+    ds = _random_dataset()
+    p = tmp_path / "hopper-medium-v2.hdf5"
+    with h5py.File(p, "w") as f:  # a D4RL file: no agentlab metadata
+        for k in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts"):
+            f[k] = getattr(ds, k)
+    d4 = load(str(p))
+    assert normalized_score(d4, [3234.3])[0] == pytest.approx(100.0)
+    assert normalized_score(d4, [-20.272305])[0] == pytest.approx(0.0)
+    assert normalized_score("maze2d-umaze-v1", [161.86])[0] == pytest.approx(100.0)
+    ours = save_d4rl(_random_dataset(), tmp_path / "hopper-medium.hdf5")
+    assert normalized_score(load(str(ours)), [1.0])[0] == pytest.approx(50.0)  # metadata: -1 .. 3
+    from agentlab.errors import UserError
+
+    with pytest.raises(UserError, match="no reference scores"):
+        normalized_score("agentlab/pointmaze-umaze-v0", [1.0])

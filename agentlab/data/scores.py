@@ -15,10 +15,17 @@ D4RL_REF_SCORES: dict[str, tuple[float, float]] = {
     "walker2d": (1.629008, 4592.3),
     "ant": (-325.6, 3879.7),
     "antmaze": (0.0, 1.0),
+    # maze2d (v1 files): random policy / planner-controller returns from d4rl's infos.py
+    "maze2d-umaze": (23.85, 161.86),
+    "maze2d-medium": (13.13, 277.39),
+    "maze2d-large": (6.7, 273.99),
 }
 
 
 def d4rl_family(name: str) -> str | None:
+    for maze in ("umaze", "medium", "large"):
+        if f"maze2d-{maze}" in name.lower().replace("_", "-"):
+            return f"maze2d-{maze}"
     low = name.lower().replace("_", "").replace("-", "")
     for fam in ("antmaze", "halfcheetah", "hopper", "walker2d", "ant"):
         if low.startswith(fam) or f"/{fam}" in name.lower():
