@@ -23,6 +23,9 @@ def evaluate(policy: Any, env_id: str, episodes: int = 10, seed: int = 0, ref_sc
 
     if episodes < 1:
         raise UserError("--episodes must be at least 1")
+    # a mixture policy that draws a member per episode asks for fewer parallel episodes
+    max_parallel = max(1, min(max_parallel, int(getattr(getattr(policy, "agent", policy), "eval_max_parallel",
+                                                        max_parallel))))
     returns, lengths, successes = [], [], []
     for start in range(0, episodes, max_parallel):
         n = min(max_parallel, episodes - start)

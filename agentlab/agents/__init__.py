@@ -25,6 +25,9 @@ REGISTRY: dict[str, str] = {
     "fidec": "agentlab.agents.fidec",
     "deflow": "agentlab.agents.fidec:DEFLOW",  # FiDec with F = I (a config switch)
     "dagger": "agentlab.agents.dagger",
+    "sac": "agentlab.agents.sac",
+    "dac": "agentlab.agents.dac",
+    "ailboost": "agentlab.agents.ailboost",
 }
 
 
