@@ -46,19 +46,30 @@ def _meta_value(v: Any) -> Any:
 
 
 def _row_gather(keep: np.ndarray) -> Any:
-    """``gather(arr, shift)`` = ``arr[np.flatnonzero(keep) + shift]``, fast when few rows are dropped.
+    """``gather(arr, shift=0, inplace=False)`` = ``arr[np.flatnonzero(keep) + shift]``.
 
-    Dropped rows (timeouts) are sparse, so the kept rows form long runs: concatenating the runs'
-    slices copies at memcpy speed, 3-4x faster than a fancy-index gather of the same rows."""
+    Dropped rows (timeouts) are sparse, so the kept rows form long runs. Copying whole runs runs at
+    memcpy speed (3-4x faster than a fancy-index gather); with ``inplace`` the runs are moved left
+    inside ``arr`` itself (a freshly read array we own) and a view of the front is returned, so no
+    new array is allocated at all: on a 1M-transition file that allocation (page faults) costs more
+    than the read itself."""
     dropped = np.flatnonzero(~keep)
+    n_keep = int(keep.sum())
     if len(dropped) > len(keep) // 50:
         idx = np.flatnonzero(keep)
-        return lambda arr, shift=0: arr.take(idx + shift, 0)
+        return lambda arr, shift=0, inplace=False: arr.take(idx + shift, 0)
     starts = np.concatenate([[0], dropped + 1])
     ends = np.concatenate([dropped, [len(keep)]])
     runs = [(int(a), int(b)) for a, b in zip(starts, ends) if b > a]
 
-    def gather(arr: np.ndarray, shift: int = 0) -> np.ndarray:
+    def gather(arr: np.ndarray, shift: int = 0, inplace: bool = False) -> np.ndarray:
+        if inplace and shift == 0 and arr.flags.writeable and arr.flags.c_contiguous:
+            dst = 0
+            for a, b in runs:
+                if dst != a:
+                    arr[dst:dst + b - a] = arr[a:b]  # dst < a: overlapping moves are handled by numpy
+                dst += b - a
+            return arr[:n_keep]
         if not runs:
             return arr[:0]
         return np.concatenate([arr[a + shift:b + shift] for a, b in runs], 0)
@@ -67,7 +78,7 @@ def _row_gather(keep: np.ndarray) -> Any:
 
 
 def _from_arrays(arrays: dict[str, np.ndarray], metadata: dict[str, Any], source: str,
-                 drop_invalid: bool = False) -> Dataset:
+                 drop_invalid: bool = False, owns_arrays: bool = False) -> Dataset:
     for key in REQUIRED_KEYS:
         if key not in arrays:
             raise UserError(f"{source}: required key {key!r} is missing (has: {', '.join(sorted(arrays))})")
@@ -98,9 +109,14 @@ def _from_arrays(arrays: dict[str, np.ndarray], metadata: dict[str, Any], source
         timeouts = timeouts.copy()
         timeouts[prev_of_drop] = ~terminals[prev_of_drop]
         gather = _row_gather(keep)
-        ds_arrays = dict(observations=gather(obs), actions=gather(actions), rewards=gather(rewards),
-                         next_observations=gather(obs, 1), terminals=gather(terminals), timeouts=gather(timeouts))
-        extras = {k: gather(v) for k, v in extras.items()}
+        # s' first (it reads obs before obs is compacted); then arrays read from the file, which
+        # we own, are compacted in place; the caller's arrays are never modified
+        owned = owns_arrays  # (arrays converted by asarray above are copies, also ours)
+        next_obs = gather(obs, 1)
+        ds_arrays = dict(observations=gather(obs, inplace=owned), actions=gather(actions, inplace=owned),
+                         rewards=gather(rewards, inplace=owned), next_observations=next_obs,
+                         terminals=gather(terminals), timeouts=gather(timeouts))
+        extras = {k: gather(v, inplace=owned) for k, v in extras.items()}
     ds = Dataset(**ds_arrays, metadata=dict(metadata), extras=extras)
     bad = ds.invalid_counts()
     if bad:
@@ -147,7 +163,7 @@ def read_hdf5(path: str | Path, drop_invalid: bool = False) -> Dataset:
     metadata.setdefault("format", "agentlab" if metadata.get("generator") else "d4rl")
     if "dataset_name" not in metadata:
         metadata["dataset_name"] = path.stem
-    return _from_arrays(arrays, metadata, str(path), drop_invalid)
+    return _from_arrays(arrays, metadata, str(path), drop_invalid, owns_arrays=True)
 
 
 def read_npz(path: str | Path, drop_invalid: bool = False) -> Dataset:
