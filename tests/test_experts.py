@@ -149,3 +149,25 @@ def test_locomotion_generators_tiny(experts_env, level):
         100 * (rets.mean() - meta["ref_min_score"]) / (meta["ref_max_score"] - meta["ref_min_score"]), rel=1e-5)
     levels = json.loads((expert_dir("Hopper-v5", "ppo", 0) / "meta.json").read_text())["levels"]
     assert levels["episodes"] >= 10 and levels["medium_snapshot"] in (2048, 4096)
+
+
+def test_second_trainer_is_refused_while_one_runs(tmp_path, monkeypatch):
+    import os
+
+    from agentlab.errors import UserError
+
+    monkeypatch.setenv("AGENTLAB_DATA", str(tmp_path))
+    d = expert_dir("Hopper-v5", "ppo", 0)
+    d.mkdir(parents=True)
+    (d / "training.lock").write_text(str(os.getppid()))  # a live process holds it
+    with pytest.raises(UserError, match="being trained by process"):
+        train_expert("Hopper-v5", "ppo", 2048, seed=0)
+    with pytest.raises(UserError, match="being trained by process"):
+        train_expert("Hopper-v5", "ppo", 2048, seed=0, force=True)
+    assert d.is_dir()
+    (d / "training.lock").write_text("999999999")  # stale: that process is gone
+    from agentlab.experts import _TrainingLock
+
+    with _TrainingLock(d, "Hopper-v5"):
+        assert (d / "training.lock").read_text() == str(os.getpid())
+    assert not (d / "training.lock").exists()
