@@ -177,8 +177,6 @@ def test_bad_input_one_line_error(algo, case, demos, tmp_path):
         extra = ["--num-demos", "0"]
     elif case == "unknown_env":
         env = "NoSuchEnv-v0"
-    if algo == "bc" and case != "unknown_env":
-        pass
     r = _train([algo, "--env", env, "--demos", str(path), *extra], tmp_path)
     assert r.exit_code != 0
     lines = [ln for ln in r.output.strip().splitlines() if ln]
@@ -200,3 +198,15 @@ def test_dac_smoke_run_and_reload(demos, tmp_path):
     pol = agentlab.load(tmp_path / "run")
     a = pol.act(np.zeros(4, np.float32))  # raw env observation (no indicator)
     assert a.shape == (1,) and -3 <= a[0] <= 3
+
+
+def test_action_repeat_sums_rewards_and_stops_at_episode_end():
+    from agentlab.envs.wrappers import ActionRepeat
+
+    env = ActionRepeat(_Scripted(term_at=5), 2)
+    env.reset()
+    obs, r, term, trunc, info = env.step(np.zeros(1))
+    assert obs[0] == 2 and r == 2.0 and info["env_steps"] == 2 and not term
+    env.step(np.zeros(1))
+    obs, r, term, trunc, info = env.step(np.zeros(1))  # terminates after one of the two repeats
+    assert obs[0] == 5 and r == 1.0 and term and info["env_steps"] == 1

@@ -113,11 +113,12 @@ class ActionRepeat(gym.Wrapper):
         self.k = int(k)
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        total = 0.0
-        for i in range(self.k):
+        total, n = 0.0, 0
+        while True:
             obs, reward, terminated, truncated, info = self.env.step(action)
             total += float(reward)
-            if terminated or truncated:
+            n += 1
+            if terminated or truncated or n == self.k:
                 break
-        info = dict(info, env_steps=i + 1)
+        info = dict(info, env_steps=n)
         return obs, total, terminated, truncated, info
