@@ -34,25 +34,33 @@ class UCIPMonitor(gym.Wrapper):
         if not detector.table:
             detector.build_cache()
         self.detector = detector
-        self._obs: list[np.ndarray] = []
+        self._buf = np.empty((1024, detector.encoder.obs_dim), np.float64)  # grows by doubling
+        self._t = 0
         self.episodes = 0
         self.last_record: dict | None = None
 
+    def _push(self, obs) -> None:
+        if self._t == len(self._buf):
+            self._buf = np.concatenate([self._buf, np.empty_like(self._buf)])
+        self._buf[self._t] = obs  # copies: the env may reuse its observation array
+        self._t += 1
+
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
-        self._obs = [np.array(obs, dtype=np.float64, copy=True)]
+        self._t = 0
+        self._push(obs)
         return obs, info
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         if terminated or truncated:
-            rec = self.detector.score_episode(np.asarray(self._obs), noise_seed=self.episodes)
+            rec = self.detector.score_episode(self._buf[: self._t].copy(), noise_seed=self.episodes)
             self.episodes += 1
             self.last_record = rec
             info = dict(info)
             info["ucip"] = rec
         else:
-            self._obs.append(np.array(obs, dtype=np.float64, copy=True))
+            self._push(obs)
         return obs, reward, terminated, truncated, info
 
 
