@@ -21,6 +21,7 @@ from agentlab.errors import UserError
 #: command name -> "module:attribute" of a click command or group defined by a method module
 COMMAND_MODULES: dict[str, str] = {
     "data": "agentlab.data.cli:data",
+    "mbrl": "agentlab.models.cli:mbrl",
     "monitor": "agentlab.monitors.cli:monitor",
     "experts": "agentlab.experts:experts_cli",
 }
@@ -168,6 +169,7 @@ def train(algo: str | None, env_id: str | None, dataset: str | None, demos: str 
     \b
     Algorithms: bc, flow_bc, fql, fidec, deflow (offline, --dataset); sac (online, --env);
     dac, ailboost (imitation, --env --demos); pets (model-based, --env); dagger (--env).
+    pets re-weighting: --set reweight=expert --set sigma=S (oracle expert, or --demos FILE).
     Examples:
       agentlab train fql --dataset hopper-medium --env Hopper-v5 --steps 100000 --out runs/fql
       agentlab train fidec ... --set target_divergence=0.005 --set hidden=[256,256]

@@ -20,6 +20,7 @@ from agentlab.errors import UserError
 #: algorithm name -> module that defines ``ALGORITHM`` (``"module:ATTR"`` names another attribute)
 REGISTRY: dict[str, str] = {
     "bc": "agentlab.agents.bc",
+    "pets": "agentlab.agents.pets",
     "flow_bc": "agentlab.agents.flow_bc",
     "fql": "agentlab.agents.fql",
     "fidec": "agentlab.agents.fidec",

@@ -79,6 +79,10 @@ def register_all() -> None:
         from agentlab.envs import continuation_grid  # noqa: F401  (registers agentlab/ContinuationGrid-v0)
     except ImportError:
         pass
+    try:
+        from agentlab.models import tasks  # noqa: F401  (registers agentlab/CartpoleSwingup-v0)
+    except ImportError:
+        pass
 
 
 def registered_ids() -> list[str]:

@@ -1,0 +1,292 @@
+r"""Probabilistic ensemble dynamics model (the "PE" of PETS) with per-sample weighted NLL.
+
+Each of the ``N`` members is a Gaussian MLP on normalised inputs :math:`z = (s, a)`:
+
+.. math::  p_k(y \mid z) = \mathcal N\big(\mu_k(z), \operatorname{diag} e^{\ell_k(z)}\big),
+           \qquad y = \frac{(s' - s,\ [r]) - m_y}{\sigma_y}
+
+(targets are the state delta, plus the reward when the task's reward is not known in closed form,
+standardised by an output normaliser). The raw log-variance head is squashed into learned soft
+bounds, ``l = max - softplus(max - l); l = min + softplus(l - min)``, so the variance can neither
+collapse nor explode on data far from the training set. The training loss of member ``k`` on its
+bootstrap batch ``B_k`` is the *weighted* Gaussian NLL
+
+.. math::  L_k = \frac{1}{|B_k|}\sum_{i \in B_k} w_i \cdot \frac1d \sum_j
+           \big[(\mu_{kj} - y_{ij})^2 e^{-\ell_{kj}} + \ell_{kj}\big]
+           \;+\; 0.01 \Big(\sum_j \ell^{\max}_{kj} - \sum_j \ell^{\min}_{kj}\Big)
+
+summed over members (Adam with L2 weight decay). With :math:`w_i = 1` this is the PETS loss;
+the objective-mismatch re-weighting (Lambert et al., 2020) passes
+:math:`w_i \propto \exp(-d_i^2 / 2\sigma^2)` with :math:`d_i` the distance of ``(s_i, a_i)`` to
+the nearest expert point in normalised state-action space (:func:`proximity_weights`).
+
+Training holds out a fraction of the data, keeps for every member the parameters of its best
+held-out epoch, stops when no member improved by more than 1% for ``patience`` epochs, and ranks
+the members by held-out error: the best ``num_elites`` ("elites") are the ones used for planning.
+All members run as one batched module (``agentlab.nn.EnsembleMLP``: one ``baddbmm`` per layer).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agentlab.nn import EnsembleLinear, EnsembleMLP, Normalizer
+
+
+class GaussianEnsemble(nn.Module):
+    """``members`` Gaussian MLPs ``(s, a) -> N(delta s [, r], diag var)`` as one batched module."""
+
+    def __init__(self, obs_dim: int, act_dim: int, *, members: int = 7, hidden: Sequence[int] = (200, 200, 200, 200),
+                 activation: str = "silu", learn_reward: bool = False, num_elites: int = 5,
+                 min_logvar: float = -10.0, max_logvar: float = 0.5):
+        super().__init__()
+        if not 1 <= num_elites <= members:
+            raise ValueError(f"num_elites must be in [1, members={members}], got {num_elites}")
+        self.obs_dim, self.act_dim, self.members = obs_dim, act_dim, members
+        self.learn_reward = learn_reward
+        self.in_dim = obs_dim + act_dim
+        self.out_dim = obs_dim + int(learn_reward)
+        self.net = EnsembleMLP(members, self.in_dim, list(hidden), 2 * self.out_dim, activation)
+        self.in_norm = Normalizer(self.in_dim, eps=1e-6)
+        self.out_norm = Normalizer(self.out_dim, eps=1e-6)
+        self.max_logvar = nn.Parameter(torch.full((members, 1, self.out_dim), float(max_logvar)))
+        self.min_logvar = nn.Parameter(torch.full((members, 1, self.out_dim), float(min_logvar)))
+        self.register_buffer("elites", torch.arange(num_elites))
+
+    # -- normalisation ---------------------------------------------------------------------------
+    def fit_normalizers(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        self.in_norm.fit(inputs)
+        self.out_norm.fit(targets)
+
+    def make_targets(self, obs: torch.Tensor, next_obs: torch.Tensor, rewards: torch.Tensor | None) -> torch.Tensor:
+        """Raw regression targets: ``s' - s`` (and ``r`` when the reward is learned)."""
+        delta = next_obs - obs
+        if self.learn_reward:
+            return torch.cat([delta, rewards.reshape(-1, 1)], -1)
+        return delta
+
+    # -- forward ---------------------------------------------------------------------------------
+    def _bound(self, logvar: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+        logvar = hi - F.softplus(hi - logvar)
+        return lo + F.softplus(logvar - lo)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised inputs ``[N, B, in]`` (or ``[B, in]``) -> mean, log-variance ``[N, B, out]``
+        in normalised target space."""
+        out = self.net(z)
+        mean, raw = out.split(self.out_dim, -1)
+        return mean, self._bound(raw, self.min_logvar, self.max_logvar)
+
+    def nll(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-member, per-sample Gaussian NLL ``[N, B]`` (mean over output dims, no constant)."""
+        mean, logvar = self(z)
+        return ((mean - y).pow(2) * torch.exp(-logvar) + logvar).mean(-1)
+
+    def loss(self, z: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        """Weighted NLL of member batches ``z [N, B, in]``, ``y [N, B, out]``, ``w [N, B]``, summed over
+        members, plus the soft-bound regulariser."""
+        nll = self.nll(z, y)
+        if w is not None:
+            nll = nll * w
+        return nll.mean(-1).sum() + 0.01 * (self.max_logvar.sum() - self.min_logvar.sum())
+
+    @torch.no_grad()
+    def predict(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw-space mean and variance of the targets for every member: ``[N, B, out]`` each."""
+        z = self.in_norm(torch.cat([obs, act], -1))
+        mean, logvar = self(z)
+        std = self.out_norm.std
+        return mean * std + self.out_norm.mean, torch.exp(logvar) * std.pow(2)
+
+    @torch.no_grad()
+    def gaussian_nll(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor,
+                     rewards: torch.Tensor | None = None, members: str = "elites") -> float:
+        """Mean per-dimension Gaussian NLL (with the 0.5 log 2 pi constant) of raw transitions under
+        the mixture-free ensemble average of the member NLLs (elites by default), in raw units. This
+        is the number the objective-mismatch diagnostic compares across models."""
+        y = self.make_targets(obs, next_obs, rewards)
+        mean, var = self.predict(obs, act)
+        if members == "elites":
+            mean, var = mean[self.elites], var[self.elites]
+        nll = 0.5 * ((mean - y).pow(2) / var + var.log() + math.log(2 * math.pi))
+        return float(nll.mean())
+
+    # -- planning-time sampling -----------------------------------------------------------------
+    @torch.no_grad()
+    def sampler(self, propagation: str = "random", members: torch.Tensor | None = None
+                ) -> Callable[[torch.Tensor, torch.Tensor, torch.Generator | None], tuple[torch.Tensor, torch.Tensor | None]]:
+        """A function ``step(obs [B, D], act [B, A], generator) -> (next_obs [B, D], reward [B] | None)``
+        that samples from the elite members, all ``B`` rows in one batched pass.
+
+        ``propagation="random"`` (TS1, mbrl-lib's ``random_model``): every step, each row is sent to
+        a random elite (a fresh permutation split into equal chunks, so no compute is wasted).
+        ``"fixed"`` (TS-infinity): row ``j`` always uses elite ``j mod k``; ``"mean"``: the elites'
+        mean prediction without sampling noise (deterministic; ``B x k`` compute).
+        """
+        if propagation not in ("random", "fixed", "mean"):
+            raise ValueError(f"unknown propagation {propagation!r}")
+        idx = self.elites if members is None else members
+        k = len(idx)
+        # gather the elites' weights once per plan, not once per step
+        layers: list[Any] = []
+        for m in self.net.net:
+            if isinstance(m, EnsembleLinear):
+                layers.append((m.weight[idx].detach(), m.bias[idx].detach()))
+            else:
+                layers.append(m)
+        lo, hi = self.min_logvar[idx].detach(), self.max_logvar[idx].detach()
+        in_mean, in_std = self.in_norm.mean, self.in_norm.std
+        out_mean, out_std = self.out_norm.mean, self.out_norm.std
+        obs_dim, out_dim, learn_reward = self.obs_dim, self.out_dim, self.learn_reward
+
+        def net(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            h = z
+            for layer in layers:
+                h = torch.baddbmm(layer[1], h, layer[0]) if isinstance(layer, tuple) else layer(h)
+            mean, raw = h.split(out_dim, -1)
+            return mean, self._bound(raw, lo, hi)
+
+        def step(obs: torch.Tensor, act: torch.Tensor, generator: torch.Generator | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+            B = obs.shape[0]
+            z = (torch.cat([obs, act], -1) - in_mean) / in_std
+            if propagation == "mean":
+                mean, _ = net(z.unsqueeze(0).expand(k, B, -1))
+                y = mean.mean(0)
+            else:
+                pad = (-B) % k
+                if pad:
+                    z = torch.cat([z, z[:pad]], 0)
+                n = z.shape[0]
+                if propagation == "random":
+                    perm = torch.randperm(n, generator=generator, device=z.device)
+                    zz = z[perm].view(k, n // k, -1)
+                else:  # row j -> member j % k
+                    zz = z.view(n // k, k, -1).transpose(0, 1)
+                mean, logvar = net(zz)
+                eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+                yy = mean + torch.exp(0.5 * logvar) * eps
+                if propagation == "random":
+                    y = torch.empty_like(yy.reshape(n, -1))
+                    y[perm] = yy.reshape(n, -1)
+                else:
+                    y = yy.transpose(0, 1).reshape(n, -1)
+                y = y[:B]
+            y = y * out_std + out_mean
+            next_obs = obs + y[:, :obs_dim]
+            return next_obs, (y[:, obs_dim] if learn_reward else None)
+
+        return step
+
+
+def proximity_weights(inputs: torch.Tensor, expert_inputs: torch.Tensor, normalizer: Normalizer | None,
+                      sigma: float, chunk: int = 4096) -> torch.Tensor:
+    """Objective-mismatch re-weighting: ``w_i ~ exp(-d_i^2 / (2 sigma^2))``, mean 1.
+
+    ``d_i`` is the Euclidean distance of ``inputs[i]`` (raw ``(s, a)``) to the nearest row of
+    ``expert_inputs``, both normalised by ``normalizer`` (the model's input normaliser). The weights
+    are computed as ``N * softmax(-d^2 / 2 sigma^2)``, which is the normalised exponential without
+    underflow for small ``sigma``. ``sigma = inf`` gives exactly uniform weights (plain NLL).
+    """
+    n = inputs.shape[0]
+    if math.isinf(sigma):
+        return torch.ones(n, dtype=inputs.dtype, device=inputs.device)
+    if sigma <= 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    x, e = inputs, expert_inputs
+    if normalizer is not None:
+        x, e = normalizer(x), normalizer(e)
+    d2 = torch.cat([torch.cdist(x[i:i + chunk], e).min(1).values.pow(2) for i in range(0, n, chunk)])
+    return n * torch.softmax(-d2 / (2 * sigma**2), 0)
+
+
+class EnsembleTrainer:
+    """Fits a :class:`GaussianEnsemble` on a growing dataset (optimiser state kept across calls)."""
+
+    def __init__(self, model: GaussianEnsemble, lr: float = 7.5e-4, weight_decay: float = 3e-5,
+                 batch_size: int = 256, holdout_ratio: float = 0.1, max_holdout: int = 5000, patience: int = 5,
+                 max_epochs: int = 100, improvement: float = 0.01):
+        self.model = model
+        self.opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        self.batch_size, self.holdout_ratio, self.max_holdout = batch_size, holdout_ratio, max_holdout
+        self.patience, self.max_epochs, self.improvement = patience, max_epochs, improvement
+
+    @torch.no_grad()
+    def _holdout_error(self, z: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Per-member weighted MSE of the mean on the held-out set (normalised target space)."""
+        mean, _ = self.model(z)
+        return ((mean - y).pow(2).mean(-1) * w).mean(-1)
+
+    def fit(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor, rewards: torch.Tensor | None = None,
+            weights: torch.Tensor | None = None, generator: torch.Generator | None = None,
+            max_epochs: int | None = None, early_stopping: bool = True) -> dict[str, float]:
+        """Refit the normalisers on all data, then train with bootstrap batches per member and
+        held-out early stopping. Returns ``train/model_*`` metrics."""
+        model = self.model
+        inputs = torch.cat([obs, act], -1)
+        targets = model.make_targets(obs, next_obs, rewards)
+        model.fit_normalizers(inputs, targets)
+        z_all, y_all = model.in_norm(inputs), (targets - model.out_norm.mean) / model.out_norm.std
+        n = z_all.shape[0]
+        w_all = torch.ones(n) if weights is None else weights.reshape(-1).to(z_all)
+        perm = torch.randperm(n, generator=generator)
+        n_val = min(int(n * self.holdout_ratio), self.max_holdout) if early_stopping else 0
+        if n - n_val < 2:
+            n_val = 0
+        val, tr = perm[:n_val], perm[n_val:]
+        z_tr, y_tr, w_tr = z_all[tr], y_all[tr], w_all[tr]
+        z_val, y_val, w_val = z_all[val], y_all[val], w_all[val]
+        N, n_tr = model.members, len(tr)
+        epochs_max = self.max_epochs if max_epochs is None else max_epochs
+        best = self._holdout_error(z_val, y_val, w_val) if n_val else None
+        best_state = {k: v.detach().clone() for k, v in model.named_parameters()} if n_val else None
+        stale, epochs, last_loss = 0, 0, float("nan")
+        model.train()
+        for _ in range(epochs_max):
+            boot = torch.randint(0, n_tr, (N, n_tr), generator=generator)  # bootstrap: one resample per member
+            total = torch.zeros(())
+            for b in range(0, n_tr, self.batch_size):
+                ib = boot[:, b:b + self.batch_size]
+                loss = model.loss(z_tr[ib], y_tr[ib], w_tr[ib])
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+                total += loss.detach() * ib.shape[1]
+            last_loss = float(total) / (n_tr * N)
+            epochs += 1
+            if n_val:
+                err = self._holdout_error(z_val, y_val, w_val)
+                improved = (best - err) / best.abs().clamp_min(1e-12) > self.improvement
+                if improved.any():
+                    best = torch.where(improved, err, best)
+                    with torch.no_grad():
+                        for k, p in model.named_parameters():  # keep each member's best epoch
+                            best_state[k][improved] = p.detach()[improved]
+                    stale = 0
+                else:
+                    stale += 1
+                    if stale >= self.patience:
+                        break
+        model.eval()
+        if n_val:
+            with torch.no_grad():
+                for k, p in model.named_parameters():
+                    p.copy_(best_state[k])
+            score = self._holdout_error(z_val, y_val, w_val)
+            model.elites.copy_(torch.argsort(score)[: len(model.elites)])
+        else:
+            score = torch.full((N,), float("nan"))
+        return {"train/model_loss": last_loss, "train/model_epochs": float(epochs),
+                "train/model_holdout_mse": float(score[model.elites].mean()) if n_val else float("nan"),
+                "train/model_data": float(n)}
+
+
+def to_tensor(x: Any) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x, dtype=np.float32))

@@ -1,0 +1,191 @@
+r"""Reward and termination functions of the tasks PETS supports, written out explicitly, and
+``agentlab/CartpoleSwingup-v0``.
+
+A planner needs ``r(s, a, s')`` and ``done(s')`` on batches of *predicted* transitions, so each
+supported task states them here in torch (they must agree with the environment: tests check
+them against real ``env.step`` rewards). Tasks without a closed-form reward (HalfCheetah-v5: its
+reward uses the x position, which the observation omits) have the model learn the reward.
+
+``agentlab/CartpoleSwingup-v0`` (our choice for the cart-pole swing-up, documented in
+``results/mbrl/README.md``): the cart-pole of DeepMind Control's ``cartpole-swingup`` -- cart
+1 kg, pole 0.1 kg and 1 m long, force ``10 u`` with ``u`` in [-1, 1], pole starting hanging down,
+the same observation layout ``[x, cos th, sin th, x', th']`` and the same smooth reward
+``upright * centred * small_control * small_velocity`` -- integrated with the classic frictionless
+cart-pole equations (Barto et al. 1983; semi-implicit Euler, 5 x 10 ms sub-steps per control step
+of 50 ms) instead of MuJoCo, with 200 control steps (10 s) per episode. The 50 ms control step keeps
+the number of CEM plans per episode at 200 (dm_control's 10 ms step needs 1000), which is what
+makes the swing-up affordable on a CPU; ``dmc/cartpole-swingup`` itself is also supported (same
+reward function, same observation layout). ``true_dynamics`` exposes the exact batched dynamics,
+used by the oracle (expert) planner and the mismatch diagnostic's grid data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+# -- dm_control-style tolerance ------------------------------------------------------------------
+
+
+def _gaussian_tolerance(x: torch.Tensor, margin: float) -> torch.Tensor:
+    """``dm_control.utils.rewards.tolerance(x, bounds=(0, 0), margin, sigmoid='gaussian',
+    value_at_margin=0.1)``: 1 at 0, 0.1 at ``|x| = margin``."""
+    return torch.pow(torch.tensor(0.1, dtype=x.dtype, device=x.device), (x / margin).pow(2))
+
+
+def cartpole_swingup_reward(obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+    """dm_control cartpole swing-up (smooth) reward of the state after the step, observation
+    ``[x, cos th, sin th, x', th']``, control ``u`` in [-1, 1]."""
+    upright = (next_obs[..., 1] + 1) / 2
+    centered = (1 + _gaussian_tolerance(next_obs[..., 0], 2.0)) / 2
+    u = act[..., 0].clamp(-1, 1)
+    small_control = (4 + (1 - u.pow(2)).clamp_min(0)) / 5  # quadratic sigmoid, value 0 at margin 1
+    small_velocity = (1 + _gaussian_tolerance(next_obs[..., 4], 5.0)) / 2
+    return upright * centered * small_control * small_velocity
+
+
+def pendulum_reward(obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+    """Gymnasium Pendulum-v1: ``-(th^2 + 0.1 th'^2 + 0.001 u^2)`` of the state *before* the step."""
+    th = torch.atan2(obs[..., 1], obs[..., 0])
+    u = act[..., 0].clamp(-2, 2)
+    return -(th.pow(2) + 0.1 * obs[..., 2].pow(2) + 0.001 * u.pow(2))
+
+
+def inverted_pendulum_termination(next_obs: torch.Tensor) -> torch.Tensor:
+    """InvertedPendulum-v5 ends when the pole leaves |angle| <= 0.2 or the state is not finite."""
+    return (~torch.isfinite(next_obs).all(-1)) | (next_obs[..., 1].abs() > 0.2)
+
+
+def inverted_pendulum_reward(obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+    """InvertedPendulum-v5: 1 for every step that does not terminate."""
+    return (~inverted_pendulum_termination(next_obs)).to(next_obs.dtype)
+
+
+# -- exact dynamics (torch, batched) -------------------------------------------------------------
+CARTPOLE = {"gravity": 9.81, "cart_mass": 1.0, "pole_mass": 0.1, "half_length": 0.5, "force": 10.0,
+            "dt": 0.01, "substeps": 5}
+
+
+def _cartpole_substeps(x: Any, th: Any, xd: Any, thd: Any, u: Any, lib: Any) -> tuple[Any, Any, Any, Any]:
+    p = CARTPOLE
+    total = p["cart_mass"] + p["pole_mass"]
+    pml = p["pole_mass"] * p["half_length"]
+    force = p["force"] * lib.clip(u, -1.0, 1.0)
+    for _ in range(p["substeps"]):
+        s, c = lib.sin(th), lib.cos(th)
+        # th = 0 is upright; equations of Barto, Sutton & Anderson (1983), frictionless
+        tmp = (force + pml * thd * thd * s) / total
+        thacc = (p["gravity"] * s - c * tmp) / (p["half_length"] * (4.0 / 3.0 - p["pole_mass"] * c * c / total))
+        xacc = tmp - pml * thacc * c / total
+        xd = xd + p["dt"] * xacc  # semi-implicit Euler: velocities first
+        thd = thd + p["dt"] * thacc
+        x = x + p["dt"] * xd
+        th = th + p["dt"] * thd
+    return x, th, xd, thd
+
+
+def cartpole_true_dynamics(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    th = torch.atan2(obs[..., 2], obs[..., 1])
+    x, th, xd, thd = _cartpole_substeps(obs[..., 0], th, obs[..., 3], obs[..., 4], act[..., 0], torch)
+    return torch.stack([x, torch.cos(th), torch.sin(th), xd, thd], -1)
+
+
+def pendulum_true_dynamics(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    """Gymnasium Pendulum-v1 (g = 10, m = l = 1, dt = 0.05, |th'| <= 8, |u| <= 2)."""
+    th = torch.atan2(obs[..., 1], obs[..., 0])
+    u = act[..., 0].clamp(-2, 2)
+    thd = (obs[..., 2] + (3 * 10.0 / 2 * torch.sin(th) + 3.0 * u) * 0.05).clamp(-8, 8)
+    th = th + thd * 0.05
+    return torch.stack([torch.cos(th), torch.sin(th), thd], -1)
+
+
+class CartpoleSwingupEnv(gym.Env):
+    """Cart-pole swing-up with dm_control's masses, observation and reward (see the module docstring)."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (5,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self._state = np.zeros(4)
+
+    def _obs(self) -> np.ndarray:
+        x, th, xd, thd = self._state
+        return np.array([x, math.cos(th), math.sin(th), xd, thd], dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        noise = 0.01 * self.np_random.standard_normal(4)
+        self._state = np.array([0.0, math.pi, 0.0, 0.0]) + noise  # hanging down, as in dm_control
+        return self._obs(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        u = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], -1.0, 1.0))
+        x, th, xd, thd = _cartpole_substeps(*self._state, u, np)
+        th = math.atan2(math.sin(th), math.cos(th))  # keep the angle bounded; the obs is (cos, sin)
+        self._state = np.array([x, th, xd, thd])
+        obs = self._obs()
+        r = float(cartpole_swingup_reward(torch.from_numpy(obs[None]), torch.tensor([[u]]),
+                                          torch.from_numpy(obs[None]))[0])
+        return obs, r, False, False, {}
+
+
+def register() -> None:
+    if "agentlab/CartpoleSwingup-v0" not in gym.registry:
+        gym.register(id="agentlab/CartpoleSwingup-v0", entry_point=CartpoleSwingupEnv, max_episode_steps=200)
+
+
+register()
+
+
+# -- the task table ------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """What a planner knows about an environment in closed form."""
+
+    reward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None  # None: learn it
+    termination: Callable[[torch.Tensor], torch.Tensor] | None = None
+    true_dynamics: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    #: box of (obs, act) for the mismatch diagnostic's uniform "grid" data, as (low, high) lists
+    grid: tuple[list[float], list[float]] | None = None
+
+
+TASKS: dict[str, Task] = {
+    "agentlab/CartpoleSwingup-v0": Task(cartpole_swingup_reward, None, cartpole_true_dynamics,
+                                        grid=([-2.0, -math.pi, -4.0, -12.0, -1.0], [2.0, math.pi, 4.0, 12.0, 1.0])),
+    "dmc/cartpole-swingup": Task(cartpole_swingup_reward),
+    "Pendulum-v1": Task(pendulum_reward, None, pendulum_true_dynamics,
+                        grid=([-math.pi, -8.0, -2.0], [math.pi, 8.0, 2.0])),
+    "InvertedPendulum-v5": Task(inverted_pendulum_reward, inverted_pendulum_termination),
+    "HalfCheetah-v5": Task(None),
+}
+
+
+def get_task(env_id: str, learn_reward: bool = False) -> Task:
+    """The closed-form knowledge of ``env_id``; unknown envs are allowed only with a learned reward."""
+    from agentlab.errors import UserError
+
+    if learn_reward:
+        base = TASKS.get(env_id, Task(None))
+        return dataclasses.replace(base, reward=None)
+    if env_id not in TASKS:
+        raise UserError(f"pets has no reward function for {env_id!r} (supported: {', '.join(TASKS)}); "
+                        "pass --set learn_reward=true to learn the reward with the model")
+    return TASKS[env_id]
+
+
+def grid_states(task: Task, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uniform (obs, act) samples over the task's grid box, angles mapped to (cos, sin)."""
+    lo, hi = (torch.tensor(v) for v in task.grid)
+    u = lo + (hi - lo) * torch.rand(n, len(lo), generator=generator)
+    if len(lo) == 5:  # cartpole: x, th, xd, thd, a
+        obs = torch.stack([u[:, 0], torch.cos(u[:, 1]), torch.sin(u[:, 1]), u[:, 2], u[:, 3]], -1)
+    else:  # pendulum: th, thd, a
+        obs = torch.stack([torch.cos(u[:, 0]), torch.sin(u[:, 0]), u[:, 1]], -1)
+    return obs, u[:, -1:]

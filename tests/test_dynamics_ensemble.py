@@ -1,0 +1,100 @@
+"""The probabilistic ensemble: NLL fitting, calibrated variance, weights, elites, sampling."""
+
+import math
+
+import pytest
+import torch
+
+from agentlab.models.dynamics import EnsembleTrainer, GaussianEnsemble, proximity_weights
+from agentlab.nn import Normalizer
+
+NOISE = 0.1
+
+
+def linear_gaussian(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    A = torch.tensor([[0.9, 0.2], [-0.1, 0.8]])
+    B = torch.tensor([[0.5], [1.0]])
+    s = torch.randn(n, 2, generator=g)
+    a = torch.rand(n, 1, generator=g) * 2 - 1
+    s2 = s @ A.T + a @ B.T + NOISE * torch.randn(n, 2, generator=g)
+    return s, a, s2
+
+
+def test_nll_decreases_and_variance_matches_true_noise():
+    torch.manual_seed(0)
+    s, a, s2 = linear_gaussian(3000)
+    model = GaussianEnsemble(2, 1, members=3, hidden=[32, 32], num_elites=2)
+    trainer = EnsembleTrainer(model, lr=3e-3, batch_size=256, max_epochs=40, patience=40)
+    ts, ta, ts2 = linear_gaussian(1000, seed=1)
+    model.fit_normalizers(torch.cat([s, a], 1), s2 - s)
+    before = model.gaussian_nll(ts, ta, ts2)
+    info = trainer.fit(s, a, s2, generator=torch.Generator().manual_seed(0))
+    after = model.gaussian_nll(ts, ta, ts2)
+    assert after < before - 1.0, (before, after)
+    # the NLL of the true model is 0.5 log(2 pi e sigma^2) per dimension
+    assert after < 0.5 * math.log(2 * math.pi * math.e * NOISE**2) + 0.15
+    _, var = model.predict(ts, ta)
+    pred_var = var[model.elites].mean().item()
+    assert abs(pred_var - NOISE**2) / NOISE**2 < 0.2, pred_var
+    assert info["train/model_epochs"] >= 1
+
+
+def test_weighted_loss_ignores_zero_weight_samples():
+    torch.manual_seed(0)
+    model = GaussianEnsemble(2, 1, members=2, hidden=[8], num_elites=1)
+    z = torch.randn(2, 6, 3)
+    y = torch.randn(2, 6, 2)
+    w = torch.tensor([[1.0, 1, 1, 0, 0, 0]] * 2)
+    g1 = torch.autograd.grad(model.loss(z, y, w * 2), list(model.parameters()))
+    # the same loss on the first three samples only (mean over 3 of weight 1 == mean over 6 of weight 2)
+    g2 = torch.autograd.grad(model.loss(z[:, :3], y[:, :3]), list(model.parameters()))
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b)
+
+
+def test_proximity_weights_limits():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 3, generator=g)
+    e = torch.zeros(5, 3)
+    norm = Normalizer(3).fit(x)
+    w_inf = proximity_weights(x, e, norm, math.inf)
+    assert torch.equal(w_inf, torch.ones(200))
+    w_big = proximity_weights(x, e, norm, 1e6)
+    torch.testing.assert_close(w_big, torch.ones(200), atol=1e-5, rtol=0)
+    for sigma in (0.1, 0.5, 2.0):
+        w = proximity_weights(x, e, norm, sigma)
+        assert w.mean().item() == pytest.approx(1.0, abs=1e-4)
+        d = norm(x).sub(norm(e)[0]).norm(dim=1)
+        order = torch.argsort(d)
+        assert torch.all(w[order][1:] <= w[order][:-1] + 1e-6)  # weights decay with distance
+    # a very small sigma puts (almost) all weight on the point nearest to the expert
+    w = proximity_weights(x, e, norm, 1e-3)
+    assert w.argmax() == d.argmin() and w.max() > 199
+    with pytest.raises(ValueError):
+        proximity_weights(x, e, norm, -1.0)
+
+
+def test_elites_are_best_holdout_members_and_sampler_shapes():
+    torch.manual_seed(0)
+    s, a, s2 = linear_gaussian(600)
+    model = GaussianEnsemble(2, 1, members=4, hidden=[16], num_elites=2)
+    trainer = EnsembleTrainer(model, lr=3e-3, max_epochs=5, patience=5, holdout_ratio=0.2)
+    trainer.fit(s, a, s2, generator=torch.Generator().manual_seed(0))
+    assert len(set(model.elites.tolist())) == 2
+    for prop in ("random", "fixed", "mean"):
+        step = model.sampler(prop)
+        g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+        n1, r1 = step(s[:7], a[:7], g1)
+        n2, _ = step(s[:7], a[:7], g2)
+        assert n1.shape == (7, 2) and r1 is None
+        torch.testing.assert_close(n1, n2)
+    # the mean propagation equals the elites' average predicted mean
+    mean, _ = model.predict(s[:5], a[:5])
+    torch.testing.assert_close(model.sampler("mean")(s[:5], a[:5], None)[0], s[:5] + mean[model.elites].mean(0))
+
+
+def test_learned_reward_output():
+    model = GaussianEnsemble(2, 1, members=2, hidden=[8], num_elites=1, learn_reward=True)
+    nxt, r = model.sampler("fixed")(torch.zeros(3, 2), torch.zeros(3, 1), None)
+    assert nxt.shape == (3, 2) and r.shape == (3,)
