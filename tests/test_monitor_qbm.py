@@ -162,3 +162,17 @@ def test_cuda_matches_cpu():
     mc = QBM.from_state(m.state(), device="cuda")
     st2 = mc.pattern_statistics(mc.patterns)
     assert torch.allclose(st["mi"], st2["mi"].cpu(), atol=1e-8)
+
+
+def test_diagonal_statistics_match_dense_for_gamma_zero_and_bound_beyond_exact_limit():
+    m = _random_qbm(n_v=3, n_h=4, gamma=0.0, scale=1.0)
+    st = m.pattern_statistics(m.patterns)
+    rho = torch.diag_embed(torch.softmax(-m.diagonal_energy(m.patterns), -1))
+    ra, rb = partial_traces(rho, 4, 4)
+    assert torch.allclose(st["entropy"], von_neumann_entropy(ra), atol=1e-12)
+    assert torch.allclose(st["mi"], von_neumann_entropy(ra) + von_neumann_entropy(rb) - von_neumann_entropy(rho),
+                          atol=1e-10)
+    big = QBM(QBMConfig(n_visible=3, n_hidden=13, training="golden_thompson", allow_large=True, steps=2))
+    big.fit(np.random.default_rng(0).integers(0, 2, size=(30, 3)))
+    st = big.pattern_statistics(big.patterns)
+    assert torch.isfinite(st["mi"]).all() and st["latent"].shape == (8, 13)

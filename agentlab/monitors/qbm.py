@@ -20,6 +20,10 @@ maximum likelihood differentiates through ``torch.linalg.eigvalsh`` (the eigenva
 :math:`\partial\lambda_i = u_i^\top \partial H u_i`, i.e. the analytic clamped-minus-model
 gradient :math:`\langle \partial H \rangle_{\rho(v)} - \langle \partial H \rangle_{\rho}`).
 
+Beyond the exact limit (``n_h > 12``, only with the bound option) the reported state is the
+Golden-Thompson surrogate :math:`e^{-\beta H_{\mathrm{diag}}(v)}/Z` (classical correlations only);
+with :math:`\Gamma = 0` that is the exact state.
+
 The hidden state for a pattern is :math:`\rho(v) = e^{-\beta H(v)} / \operatorname{Tr} e^{-\beta H(v)}`,
 computed from ``eigh`` with the eigenvalues shifted by :math:`\lambda_{\min}` (i.e. a shift by
 :math:`\lambda_{\min} I`, never by a scalar added to every matrix entry). Hidden units are split
@@ -291,7 +295,21 @@ class QBM(torch.nn.Module):
         n_a = self.n_a
         d_a, d_b = 2**n_a, 2 ** (self.config.n_hidden - n_a)
         out = {"entropy": [], "entropy_b": [], "entropy_ab": [], "mi": [], "latent": []}
+        diagonal = self.config.gamma == 0.0 or self.config.n_hidden > EXACT_LIMIT
         for i in range(0, len(v), chunk):
+            if diagonal:
+                # classical state (Gamma = 0), or beyond the exact limit the Golden-Thompson surrogate
+                # exp(-beta H_diag(v)) / Z: entropies from the diagonal, no dense matrices
+                p = torch.softmax(-self.config.beta * self.diagonal_energy(v[i : i + chunk]), dim=-1)
+                pr = p.reshape(-1, d_a, d_b)
+                s_a, s_b, s_ab = entropy_from_probs(pr.sum(2)), entropy_from_probs(pr.sum(1)), entropy_from_probs(p)
+                out["entropy"].append(s_a)
+                out["entropy_b"].append(s_b)
+                out["entropy_ab"].append(s_ab)
+                mi = s_a + s_b - s_ab
+                out["mi"].append(torch.where(mi < 1e-10, torch.zeros_like(mi), mi))
+                out["latent"].append(p @ self.spins)
+                continue
             rho = self.density_matrices(v[i : i + chunk])
             ra, rb = partial_traces(rho, d_a, d_b)
             s_a, s_b, s_ab = von_neumann_entropy(ra), von_neumann_entropy(rb), von_neumann_entropy(rho)
