@@ -472,7 +472,12 @@ def rollout(policy: Any, env_id: str, *, transitions: int | None = None, episode
     active = np.ones(num_envs, bool)
     started = num_envs
     bar_total = transitions if transitions is not None else target_eps
-    with Progress(bar_total, 0, progress or f"rollout {env_id}") as bar:
+    import torch
+
+    # sampled actions draw from torch's RNG: seed a private copy so that a rollout is reproducible
+    # and the caller's RNG stream is left untouched
+    with torch.random.fork_rng(devices=[]), Progress(bar_total, 0, progress or f"rollout {env_id}") as bar:
+        torch.manual_seed(seed)
         while active.any():
             idx = np.flatnonzero(active)
             try:
