@@ -249,7 +249,7 @@ def _make_vec_env(env_id: str, n_envs: int, seed: int, episodes: _Episodes) -> A
     return venv
 
 
-def _new_model(algo: str, venv: Any, seed: int) -> Any:
+def _new_model(algo: str, venv: Any, seed: int, steps: int) -> Any:
     from stable_baselines3 import PPO, SAC
 
     if algo == "ppo":
@@ -258,7 +258,10 @@ def _new_model(algo: str, venv: Any, seed: int) -> Any:
         # serves 8 steps) and minibatches of 128 (half the optimiser steps of the default 64).
         return PPO("MlpPolicy", venv, n_steps=2048 // venv.num_envs, batch_size=128, n_epochs=10, learning_rate=3e-4, gamma=0.99,
                    gae_lambda=0.95, clip_range=0.2, ent_coef=0.0, seed=seed, device="cpu", verbose=0)
-    return SAC("MlpPolicy", venv, learning_rate=3e-4, buffer_size=1_000_000, learning_starts=5000, batch_size=256,
+    # SAC: SB3 defaults (256x256, lr 3e-4, batch 256, one update per step) with the buffer sized to the
+    # run, so that the snapshot of the replay buffer (needed to resume) stays small
+    return SAC("MlpPolicy", venv, learning_rate=3e-4, buffer_size=max(steps, 10_000), learning_starts=5000,
+               batch_size=256,
                tau=0.005, gamma=0.99, seed=seed, device="cpu", verbose=0)
 
 
@@ -356,11 +359,13 @@ def _train(env_id: str, algo: str, steps: int, seed: int, every: int, path: Path
             venv.training = True
         model = _load_sb3(algo, start_zip)
         model.set_env(venv)
+        if hasattr(model, "replay_buffer") and (path / "replay_buffer.pkl").is_file():
+            model.load_replay_buffer(str(path / "replay_buffer.pkl"))
         log(f"resuming {env_id} ({algo}) from step {start}")
     else:
         if algo == "ppo":
             venv = VecNormalize(venv, norm_obs=True, norm_reward=True, clip_obs=10.0, gamma=0.99)
-        model = _new_model(algo, venv, seed)
+        model = _new_model(algo, venv, seed, steps)
         meta = {}
     meta.update({"env_id": env_id, "algo": algo, "seed": seed, "target_steps": steps, "snapshot_every": every,
                  "finished": False})
@@ -383,10 +388,17 @@ def _train(env_id: str, algo: str, steps: int, seed: int, every: int, path: Path
             n = self.num_timesteps
             if n - self.last < every and n < steps:
                 return
-            self.model.save(str(snap / f"step_{n}.zip"))
-            if isinstance(self.model.get_env(), VecNormalize):
-                self.model.get_env().save(str(snap / f"step_{n}_vecnormalize.pkl"))
+            # every file is written to a temporary name and renamed; the model zip comes last and
+            # marks the snapshot complete (a run killed half-way resumes from the previous one)
             _save_npz(snap / f"step_{n}_rollouts.npz", episodes.flush())
+            if isinstance(self.model.get_env(), VecNormalize):
+                self.model.get_env().save(str(snap / "vecnormalize.tmp"))
+                os.replace(snap / "vecnormalize.tmp", snap / f"step_{n}_vecnormalize.pkl")
+            if hasattr(self.model, "replay_buffer"):  # off-policy: the buffer is needed to resume well
+                self.model.save_replay_buffer(str(path / "replay_buffer.tmp.pkl"))
+                os.replace(path / "replay_buffer.tmp.pkl", path / "replay_buffer.pkl")
+            self.model.save(str(snap / "model.tmp.zip"))
+            os.replace(snap / "model.tmp.zip", snap / f"step_{n}.zip")
             rets = [ep["r"] for ep in self.model.ep_info_buffer]
             now = time.perf_counter()
             fps = (n - self.steps_last) / max(now - self.t_last, 1e-9)

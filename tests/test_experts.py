@@ -128,6 +128,13 @@ def test_sac_expert_on_dmc(tmp_path, monkeypatch):
     d = expert_dir("dmc/cartpole-swingup", "sac", 0)
     assert sorted(p.name for p in (d / "snapshots").glob("*.zip")) == ["step_100.zip", "step_200.zip",
                                                                        "step_300.zip"]
+    assert (d / "replay_buffer.pkl").is_file()
+    msgs: list[str] = []
+    train_expert("dmc/cartpole-swingup", "sac", 400, seed=0, snapshot_every=100, log=msgs.append)
+    assert any("from step 300" in m for m in msgs) and (d / "snapshots" / "step_400.zip").is_file()
+    from stable_baselines3.common.save_util import load_from_pkl
+
+    assert load_from_pkl(str(d / "replay_buffer.pkl")).size() == 400  # the buffer was restored, then extended
 
 
 @pytest.mark.parametrize("level", ["random", "medium", "expert", "medium-replay", "medium-expert"])
