@@ -207,6 +207,7 @@ def save_d4rl(dataset: Dataset, path: str | Path) -> Path:
                 if isinstance(value, (dict, list, tuple)) or value is None:
                     value = json.dumps(value)
                 f.create_dataset(f"metadata/{key}", data=value)
+        os.chmod(tmp, 0o644)  # the temporary file is private (0600); a dataset is for everyone to read
     return path
 
 
