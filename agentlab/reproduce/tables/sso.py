@@ -35,8 +35,9 @@ BUDGET = {
 }
 
 #: baseline learning rates, chosen on a development seed (seed 99, not an evaluation seed) by the
-#: mean online loss on Hopper-v5 DAgger, B = 500, 20 outer steps (see results/sso/README.md)
-BASELINE_LR = {"sgd": 1.0, "adam": 1e-3}
+#: mean online loss on Hopper-v5 DAgger, B = 500, 20 outer steps, grids sgd {0.01, 0.03, 0.1, 0.3},
+#: adam {1e-3, 3e-3, 1e-2} (results/sso/dev_lr_sweep.json from results/sso/dev_lr_sweep.py)
+BASELINE_LR = {"sgd": 0.01, "adam": 1e-3}
 
 
 def methods(ms: list[int]) -> dict[str, list[str]]:

@@ -1,0 +1,39 @@
+"""Run a subset of the ``sso`` table's runs (algorithms AND tasks), storing results where the table does.
+
+``agentlab reproduce sso --only X`` selects algorithms OR tasks; this runs e.g. only the Hopper DAgger
+runs of SSO while other experts are still training. Finished runs are skipped, and
+``agentlab reproduce sso --budget small --seeds 3`` afterwards writes the report from the stored runs.
+
+    python results/sso/run_subset.py sso-m1,sso-m10,sso-m100 Hopper-v5-dagger [budget]
+"""
+
+import sys
+
+import torch
+
+from agentlab.reproduce import get_table
+from agentlab.reproduce.runner import LocalBackend, ResultStore, default_out_dir
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    algos, tasks = sys.argv[1].split(","), sys.argv[2].split(",")
+    budget = sys.argv[3] if len(sys.argv) > 3 else "small"
+    table = get_table("sso")
+    store = ResultStore(default_out_dir("sso", budget))
+    specs = [s for s in table.specs(budget, 3) if s.algo in algos and s.task in tasks and not store.has(s)]
+    print(f"{len(specs)} runs", flush=True)
+
+    def ok(rec):
+        store.put(rec)
+        s = rec["spec"]
+        print("done", s["algo"], s["task"], s["seed"], round(rec["wall_s"]), rec["result"]["score"], flush=True)
+
+    def err(spec, e):
+        print("FAILED", spec.run_id, e, flush=True)
+
+    LocalBackend(1).run(table.run, specs, ok, err)
+
+
+if __name__ == "__main__":
+    main()
