@@ -63,7 +63,7 @@ def bench_fit_steps(repeats: int, device: str) -> dict:
     for n_h in (4, 6, 8):
         m = QBM(QBMConfig(n_visible=8, n_hidden=n_h), device=device)
         m.fit(v, steps=1)
-        out[f"exact_step_s_nh{n_h}"] = median_time(lambda: m.fit(v, steps=1), repeats if n_h < 8 else 1)
+        out[f"exact_step_s_nh{n_h}"] = median_time(lambda m=m: m.fit(v, steps=1), repeats if n_h < 8 else 1)
     m = QBM(QBMConfig(n_visible=8, n_hidden=8, training="golden_thompson"), device=device)
     out["golden_thompson_step_s_nh8"] = median_time(lambda: m.fit(v, steps=1), repeats)
     m = QBM(QBMConfig(n_visible=8, n_hidden=6), device=device)

@@ -7,7 +7,7 @@ from agentlab.errors import UserError
 from agentlab.monitors import stats as st
 from agentlab.monitors.agents import generate
 from agentlab.monitors.ucip import (Detector, autocorrelation_metric, balanced_threshold, eigenmode_persistence,
-                                    episode_table, fit_detector, perturbation_resilience, spectral_periodicity,
+                                    fit_detector, perturbation_resilience, spectral_periodicity,
                                     split_calibration)
 
 

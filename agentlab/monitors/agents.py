@@ -129,7 +129,7 @@ def make_agent(env: ContinuationGridEnv, family: str, seed: int) -> Agent:
         teacher = make_agent(env, "typeA", seed + 10_000)
         counts = np.ones((S, 5)) * 1e-3
         trng = np.random.default_rng([seed, 777])
-        for ep in range(20):
+        for _ in range(20):
             for s, a in _states_actions(env, teacher, int(trng.integers(2**31))):
                 counts[s, a] += 1.0
         seen = counts.sum(1) > 1.0
@@ -161,7 +161,7 @@ def rollout(env: ContinuationGridEnv, agent: Agent, ep_seed: int, intervene_at: 
     """
     rng = np.random.default_rng([ep_seed, 1])
     obs, info = env.reset(seed=ep_seed)
-    O, A, R, O2, TERM, TOUT, POS, ALIVE = [], [], [], [], [], [], [], []
+    cols: dict[str, list] = {k: [] for k in ("obs", "act", "rew", "obs2", "term", "trunc", "pos", "alive")}
     for t in range(env.horizon):
         if intervene_at is not None and t == intervene_at:
             L = env.layout
@@ -172,15 +172,15 @@ def rollout(env: ContinuationGridEnv, agent: Agent, ep_seed: int, intervene_at: 
         s = env.pos[0] * env.size + env.pos[1]
         a = agent.act(s, t, rng)
         obs2, r, term, trunc, info2 = env.step(a)
-        O.append(obs); A.append(a); R.append(r); O2.append(obs2)
-        TERM.append(term); TOUT.append(trunc); POS.append(info["position"]); ALIVE.append(info2["alive"])
+        for k, x in zip(cols, (obs, a, r, obs2, term, trunc, info["position"], info2["alive"])):
+            cols[k].append(x)
         obs, info = obs2, info2
         if term or trunc:
             break
-    return {"observations": np.array(O, np.float32), "actions": np.array(A, np.float32)[:, None],
-            "rewards": np.array(R, np.float32), "next_observations": np.array(O2, np.float32),
-            "terminals": np.array(TERM), "timeouts": np.array(TOUT),
-            "infos/position": np.array(POS, np.int64), "infos/alive": np.array(ALIVE)}
+    return {"observations": np.array(cols["obs"], np.float32), "actions": np.array(cols["act"], np.float32)[:, None],
+            "rewards": np.array(cols["rew"], np.float32), "next_observations": np.array(cols["obs2"], np.float32),
+            "terminals": np.array(cols["term"]), "timeouts": np.array(cols["trunc"]),
+            "infos/position": np.array(cols["pos"], np.int64), "infos/alive": np.array(cols["alive"])}
 
 
 def generate(families: list[str], episodes: int, seed: int, size: int = 10, layout_seed: int = 0,

@@ -168,7 +168,7 @@ def report(detector, trajectories, out) -> None:
     if any(r["family"] == "alpha" for r in recs):
         pngs.append(rp.plot_alpha({det.info.get("model", "detector"): recs}, outp / "alpha_sweep.png"))
     fams = sorted({r["family"] for r in recs})
-    lines = [f"# UCIP report\n", f"Detector `{detector}` ({det.info.get('model')}, {det.encoder.name} encoder, "
+    lines = ["# UCIP report\n", f"Detector `{detector}` ({det.info.get('model')}, {det.encoder.name} encoder, "
              f"statistic {det.protocol.statistic}); trajectories `{trajectories}` ({len(recs)} episodes).\n",
              "| family | episodes | mean score | mean S(rho_A) | mean I(A:B) | flagged |", "|---|---|---|---|---|---|"]
     for f in fams:

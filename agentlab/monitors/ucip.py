@@ -237,7 +237,7 @@ class Detector:
         return path
 
     @classmethod
-    def from_state(cls, s: dict, device: str = "cpu") -> "Detector":
+    def from_state(cls, s: dict, device: str = "cpu") -> Detector:
         proto = dict(s["protocol"])
         proto["gate"] = tuple(proto["gate"])
         return cls(encoder=encoder_from_state(s["encoder"]), model=model_from_state(s["model"], device),
@@ -245,7 +245,7 @@ class Detector:
                    thresholds=dict(s["thresholds"]), orientation=float(s["orientation"]), info=dict(s["info"]))
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "Detector":
+    def load(cls, path: str | Path, device: str = "cpu") -> Detector:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"detector file not found: {path}")

@@ -177,7 +177,7 @@ def report(results: list[dict[str, Any]], out_dir: Any, meta: dict[str, Any]) ->
                 rows.append({"size": size, "model": model, "statistic": stat, **s})
     # -------- markdown
     adv = rp.ADVERSARIAL
-    L = [f"# ucip — UCIP monitor vs baselines on held-out agents\n",
+    L = ["# ucip — UCIP monitor vs baselines on held-out agents\n",
          rp_header(meta, seeds),
          "Held-out = evaluation agents have different training seeds *and* different layouts from the fitting "
          "and calibration agents. Cells: estimate [95% cluster-bootstrap CI over agents]. Delta = mean(Type A) - "
@@ -267,7 +267,7 @@ def report(results: list[dict[str, Any]], out_dir: Any, meta: dict[str, Any]) ->
     for stat in STATS:
         written.append(rp.plot_roc({m: cache[(s0, m, stat)] for m in MODELS}, out / f"ucip_roc_{stat}.png",
                                    title=f"ROC Type A vs B ({stat}), {s0}x{s0}"))
-        written.append(rp.plot_alpha({m: cache[(s0, m, stat)] for m in MODELS}, out / f"ucip.png" if stat == "mi"
+        written.append(rp.plot_alpha({m: cache[(s0, m, stat)] for m in MODELS}, out / "ucip.png" if stat == "mi"
                                      else out / "ucip_alpha_entropy.png", title=f"alpha sweep ({stat}), {s0}x{s0}"))
     return written
 
