@@ -22,6 +22,7 @@ def main() -> None:
     table = get_table("sso")
     store = ResultStore(default_out_dir("sso", budget))
     specs = [s for s in table.specs(budget, 3) if s.algo in algos and s.task in tasks and not store.has(s)]
+    specs.sort(key=lambda s: (tasks.index(s.task), s.seed))  # every method's seed 0 first: partial runs stay usable
     print(f"{len(specs)} runs", flush=True)
 
     def ok(rec):
