@@ -470,7 +470,7 @@ def rollout(policy: Any, env_id: str, *, transitions: int | None = None, episode
         raise ValueError("give exactly one of transitions / episodes")
     target_eps = episodes if episodes is not None else None
     num_envs = max(1, min(num_envs, target_eps or num_envs))
-    envs = [make_env(env_id) for _ in range(num_envs)]
+    envs = [make_env(env_id, disable_env_checker=True) for _ in range(num_envs)]
     next_seed = 0
     obs = []
     for e in envs:
