@@ -40,14 +40,20 @@ def bench_ail(env_id: str, agent_steps: int, hidden: int, disc_hidden: int) -> d
         common = [f"hidden=[{hidden},{hidden}]", f"disc_hidden=[{disc_hidden},{disc_hidden}]", "disc_activation=tanh",
                   "action_repeat=1", "seed_steps=200", "update_every=1", "round_steps=250", "disc_updates=100",
                   "batch_size=256", "disc_batch_size=512"]
+        for algo in ("ailboost", "dac"):  # warm-up: imports, env compilation, first-call allocations
+            train(algo, Path(tmp) / f"warm-{algo}", steps=210, env_id=env_id, demos=str(demos), num_demos=1,
+                  overrides=common, eval_episodes=1, log_every=250, checkpoint_every=10**9)
         for algo in ("ailboost", "dac"):
             run = Path(tmp) / algo
+            cpu0 = time.process_time()
             train(algo, run, steps=200 + agent_steps, env_id=env_id, demos=str(demos), num_demos=1, overrides=common,
                   eval_episodes=1, log_every=250, checkpoint_every=10**9)
+            cpu = time.process_time() - cpu0
             rows = list(csv.DictReader(open(run / "metrics.csv")))
             # intervals fully after the seed phase; each spans one discriminator round + 250 SAC updates
             rates = [float(r["time/env_steps_per_s"]) for r in rows if int(r["step"]) > 250 + 200]
             out[algo] = statistics.median(rates)
+            out[f"{algo}_cpu_s"] = cpu  # process CPU time of the whole run (robust to other load)
     return out
 
 
@@ -63,9 +69,10 @@ def bench_sac(env_id: str, steps: int, learning_starts: int) -> dict[str, float]
     env = make_env(env_id)
     model = SAC("MlpPolicy", env, learning_starts=learning_starts, batch_size=256, seed=0, device="cpu", verbose=0)
     model.learn(learning_starts + 10)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     model.learn(steps, reset_num_timesteps=False)
     sb3 = steps / (time.perf_counter() - t)
+    sb3_cpu = steps / (time.process_time() - c)
     env.close()
 
     # ours, the same loop body as agentlab.agents.online (act, step, store, update)
@@ -88,11 +95,12 @@ def bench_sac(env_id: str, steps: int, learning_starts: int) -> dict[str, float]
 
     run(learning_starts, False)
     run(10, True)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     run(steps, True)
     ours = steps / (time.perf_counter() - t)
+    ours_cpu = steps / (time.process_time() - c)
     env.close()
-    return {"ours": ours, "sb3": sb3}
+    return {"ours": ours, "sb3": sb3, "ours_cpu": ours_cpu, "sb3_cpu": sb3_cpu}
 
 
 def main() -> None:
@@ -116,16 +124,24 @@ def main() -> None:
         runs = [bench_ail(args.env, args.ail_steps, args.hidden, args.disc_hidden) for _ in range(args.repeats)]
         a = statistics.median(r["ailboost"] for r in runs)
         d = statistics.median(r["dac"] for r in runs)
+        ca = statistics.median(r["ailboost_cpu_s"] for r in runs)
+        cd = statistics.median(r["dac_cpu_s"] for r in runs)
         result["ail"] = {"ailboost_env_steps_per_s": a, "dac_env_steps_per_s": d, "time_ratio_ailboost_over_dac": d / a,
+                         "ailboost_cpu_s": ca, "dac_cpu_s": cd, "cpu_time_ratio_ailboost_over_dac": ca / cd,
                          "runs": runs, "hidden": args.hidden, "disc_hidden": args.disc_hidden}
-        print(f"AILBoost {a:.1f} env steps/s, DAC {d:.1f} env steps/s -> time ratio AILBoost/DAC {d / a:.3f}")
+        print(f"AILBoost {a:.1f} env steps/s, DAC {d:.1f} env steps/s -> time ratio AILBoost/DAC {d / a:.3f}; "
+              f"CPU time {ca:.1f}s vs {cd:.1f}s -> {ca / cd:.3f}")
     if args.part in ("sac", "all"):
         runs = [bench_sac(args.env, args.sac_steps, 1000) for _ in range(args.repeats)]
         o = statistics.median(r["ours"] for r in runs)
         s = statistics.median(r["sb3"] for r in runs)
+        oc = statistics.median(r["ours_cpu"] for r in runs)
+        sc = statistics.median(r["sb3_cpu"] for r in runs)
         result["sac"] = {"ours_env_steps_per_s": o, "sb3_env_steps_per_s": s, "speedup_ours_over_sb3": o / s,
+                         "ours_env_steps_per_cpu_s": oc, "sb3_env_steps_per_cpu_s": sc, "cpu_speedup_ours_over_sb3": oc / sc,
                          "runs": runs}
-        print(f"SAC 256x256, batch 256, 1 update/step: ours {o:.1f} steps/s, SB3 {s:.1f} steps/s -> {o / s:.2f}x")
+        print(f"SAC 256x256, batch 256, 1 update/step: ours {o:.1f} steps/s, SB3 {s:.1f} steps/s -> {o / s:.2f}x; "
+              f"per CPU second {oc:.1f} vs {sc:.1f} -> {oc / sc:.2f}x")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2, default=float))

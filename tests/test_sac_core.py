@@ -74,6 +74,7 @@ def test_reward_fn_replaces_rewards_at_sampling_time():
     assert seen == [1] and info["train/reward"].item() == pytest.approx(7.0)
 
 
+@pytest.mark.slow
 def test_sac_learns_a_one_step_problem():
     """Reward -(a - 0.5)^2, terminal after one step: the deterministic action converges to 0.5."""
     torch.manual_seed(0)
