@@ -27,7 +27,8 @@ def expert(monkeypatch):
 def test_specs_cover_methods_modes_and_equal_interactions():
     specs = get_table("sso").specs("small", 3)
     algos = {s.algo for s in specs}
-    assert algos == {"sgd", "adam", "sso-m1", "sso-m10", "sso-m100"}
+    assert algos == {"sgd", "adam", "sso-m1", "sso-m10", "sso-m100", "sso-m100-sqrt"}
+    assert {s.task for s in specs if s.algo == "sso-m100-sqrt"} == {"Hopper-v5-dagger", "Walker2d-v5-dagger"}
     assert {s.task for s in specs} == {"Hopper-v5-dagger", "Walker2d-v5-dagger", "Hopper-v5-bc", "Walker2d-v5-bc"}
     assert len({s.params["steps"] for s in specs}) == 1  # equal environment interactions for every method
     assert len({s.run_id for s in specs}) == len(specs)
@@ -36,7 +37,7 @@ def test_specs_cover_methods_modes_and_equal_interactions():
 def test_smoke_table_runs_and_reports(tmp_path, expert):
     summary = run_table("sso", "smoke", seeds=1, out_dir=tmp_path, log=lambda *_: None)
     assert not summary["errors"], summary["errors"]
-    for name in ("sso.md", "sso.csv", "sso.png", "sso_loss.md", "sso_curves.png", "sso_wallclock.png"):
+    for name in ("sso.md", "sso.csv", "sso.png", "sso_loss.md", "sso_auc.md", "sso_curves.png", "sso_wallclock.png"):
         assert (tmp_path / name).is_file(), name
     rec = json.loads(next((tmp_path / "runs").glob("sso-m10__*.json")).read_text())["result"]
     assert rec["interactions"] == 300 and len(rec["curve"]) == 1

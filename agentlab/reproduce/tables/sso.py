@@ -47,12 +47,21 @@ def methods(ms: list[int]) -> dict[str, list[str]]:
     return out
 
 
+#: an ablation on the DAgger tasks: the decaying eta_t = eta / sqrt(t + 1) of the stochastic analysis
+#: (the reference's "stochastic" schedule), at the largest m of the budget
+ABLATION = "sqrt"
+
+
 def specs(budget: str, seeds: int) -> list[RunSpec]:
     b = BUDGET[budget]
     out = []
     for mode, beta in b["modes"].items():
+        variants = methods(b["ms"])
+        if mode == "dagger" and budget != "smoke":
+            m = max(b["ms"])
+            variants[f"sso-m{m}-{ABLATION}"] = variants[f"sso-m{m}"] + [f"eta_schedule={ABLATION}"]
         for env in b["envs"]:
-            for algo, sets in methods(b["ms"]).items():
+            for algo, sets in variants.items():
                 for seed in range(seeds):
                     params = {"env_id": env, "beta": beta, "sets": sets + [f"beta={beta}", f"batch_states={b['B']}",
                                                                        f"hidden={b['hidden']}".replace(" ", "")],
@@ -86,7 +95,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
             "interactions": int(float(rows[-1]["time/interactions"]))}
 
 
-ORDER = ["sgd", "adam", "sso-m1", "sso-m10", "sso-m100", "sso-m1000"]
+ORDER = ["sgd", "adam", "sso-m1", "sso-m10", "sso-m100", "sso-m1000", "sso-m100-sqrt", "sso-m1000-sqrt"]
 
 
 def _wall_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -125,6 +134,11 @@ def report(records: list[dict[str, Any]], out_dir, meta: dict[str, Any]) -> list
         value=lambda r: r["result"]["online_loss"],
         caption=f"Mean online loss (squared error of the squashed mean action on each fresh batch before the "
                 f"update; lower is better). {budget}.")
+    paths += write_score_table(
+        records, out_dir, meta, name="sso_auc", col_order=order, ylabel="mean expert-normalised return",
+        value=lambda r: float(np.mean([y for _, y in r["result"]["curve"]])),
+        caption=f"Expert-normalised return averaged over the evaluation points of each run (area under the "
+                f"return-vs-interactions curve / its length; less noisy than the final point). {budget}.")
     paths.append(curve_plot(records, out_dir / "sso_curves.png", x_label="environment interactions",
                             y_label="% of expert return", title="return vs interactions"))
     paths.append(curve_plot(_wall_records(records), out_dir / "sso_wallclock.png", key="curve_wall",
