@@ -375,9 +375,11 @@ def build_agent(config: PETSConfig, spaces: dict[str, Any]) -> PETSAgent:
     return PETSAgent(config, spaces)
 
 
-#: small/smoke presets cut the planner and the network so that a run fits a shared 2-core CPU
+#: small/smoke presets cut the planner and the network so that a run fits a shared 2-core CPU; with a few hundred
+#: transitions a batch of 256 would give one gradient step per epoch, hence the smaller batch
 SMALL = {"members": 5, "num_elites": 3, "hidden": [64, 64, 64], "population": 60, "particles": 4, "iterations": 3,
-         "retrain_every": 200, "max_epochs": 25, "oracle_population": 100, "oracle_horizon": 20}
+         "retrain_every": 200, "batch_size": 64, "max_epochs": 60, "patience": 8, "oracle_population": 100,
+         "oracle_horizon": 20}
 SMOKE = {**SMALL, "members": 3, "num_elites": 2, "hidden": [32, 32], "population": 20, "particles": 2,
          "iterations": 2, "horizon": 5, "max_epochs": 3, "oracle_population": 20, "oracle_horizon": 5,
          "expert_episodes": 1}
