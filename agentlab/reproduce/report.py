@@ -128,6 +128,8 @@ def curve_plot(records: list[dict[str, Any]], path: str | Path, *, key: str = "c
     import matplotlib.pyplot as plt
 
     panels = sorted({panel(r) for r in records})
+    # one colour per group across all panels (a group missing from one panel must not shift the others)
+    colours = {g: f"C{i % 10}" for i, g in enumerate(sorted({group(r) for r in records}))}
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
     for ax, p in zip(axes[0], panels):
         groups: dict[str, list[np.ndarray]] = {}
@@ -138,12 +140,13 @@ def curve_plot(records: list[dict[str, Any]], path: str | Path, *, key: str = "c
             n = min(len(c) for c in curves)
             arr = np.stack([c[:n] for c in curves])
             xs, ys = arr[0, :, 0], arr[:, :, 1]
-            ax.plot(xs, ys.mean(0), label=g)
-            ax.fill_between(xs, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), alpha=0.2)
+            ax.plot(xs, ys.mean(0), label=g, color=colours[g])
+            ax.fill_between(xs, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), alpha=0.2, color=colours[g])
         ax.set_title(p, fontsize=9)
         ax.set_xlabel(x_label)
         ax.set_ylabel(y_label)
-    axes[0][0].legend(fontsize=7)
+        if groups:
+            ax.legend(fontsize=7)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
