@@ -33,10 +33,10 @@ import numpy as np
 
 from agentlab.errors import UserError
 
-ALGOS = ("ppo", "sac")
-DEFAULT_STEPS = {"ppo": 1_000_000, "sac": 100_000}
-DEFAULT_SNAPSHOT_EVERY = {"ppo": 20_480, "sac": 10_000}
-N_ENVS = {"ppo": 8, "sac": 1}
+ALGOS = ("ppo", "sac", "agentlab-sac")
+DEFAULT_STEPS = {"ppo": 1_000_000, "sac": 100_000, "agentlab-sac": 50_000}
+DEFAULT_SNAPSHOT_EVERY = {"ppo": 20_480, "sac": 10_000, "agentlab-sac": 10_000}
+N_ENVS = {"ppo": 8, "sac": 1, "agentlab-sac": 1}
 
 
 # -- paths ---------------------------------------------------------------------------------------
@@ -155,7 +155,7 @@ def find_expert(env_id: str, algo: str | None = None, seed: int | None = None) -
     if base.is_dir():
         for d in sorted(base.iterdir()):
             meta = _read_meta(d)
-            if not meta.get("finished") or not (d / "model.zip").is_file():
+            if not meta.get("finished") or not ((d / "model.zip").is_file() or (d / "run" / "model.pt").is_file()):
                 continue
             if algo is not None and meta.get("algo") != algo:
                 continue
@@ -177,6 +177,9 @@ def load_expert(env_id: str, algo: str | None = None, seed: int | None = None,
     path = find_expert(env_id, algo, seed)
     meta = _read_meta(path)
     algo = meta["algo"]
+    if algo == "agentlab-sac":  # our SAC (agentlab.agents.sac): a run directory, no snapshots
+        return AgentlabExpert(path / "run", {"env_id": env_id, "algo": algo, "path": str(path),
+                                            "steps": meta.get("steps")})
     if snapshot is None:
         return _policy_from_files(algo, path / "model.zip", path / "vecnormalize.pkl",
                                   {"env_id": env_id, "algo": algo, "path": str(path), "steps": meta.get("steps")})
@@ -287,6 +290,8 @@ def train_expert(env_id: str, algo: str = "ppo", steps: int | None = None, seed:
             pass
         shutil.rmtree(path)
     meta = _read_meta(path)
+    if algo == "agentlab-sac":
+        return _train_agentlab_sac(env_id, steps, seed, path, log)
     if meta.get("finished") and meta.get("steps", 0) >= steps and (path / "model.zip").is_file():
         log(f"expert for {env_id} ({algo}, seed {seed}) already trained ({meta['steps']} steps): {path}")
         return path
@@ -294,6 +299,50 @@ def train_expert(env_id: str, algo: str = "ppo", steps: int | None = None, seed:
     snap.mkdir(parents=True, exist_ok=True)
     with _TrainingLock(path, env_id):
         return _train(env_id, algo, steps, seed, every, path, snap, log)
+
+
+class AgentlabExpert:
+    """An expert trained with agentlab's own SAC (``agentlab.load`` of its run directory).
+
+    With action repeat the policy holds each action for k calls, which matches environments stepped
+    in lock-step from a common reset (as :func:`rollout` does for DeepMind Control's fixed-length
+    episodes)."""
+
+    def __init__(self, run_dir: Path, info: dict[str, Any]):
+        import agentlab
+
+        self.policy = agentlab.load(run_dir)
+        self.policy.reset(1)
+        self.info = info
+
+    def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+        self.policy.deterministic = deterministic
+        return self.policy.act(obs)
+
+
+def _train_agentlab_sac(env_id: str, steps: int, seed: int, path: Path, log: Any) -> Path:
+    """Train (or resume, or reuse) an expert with ``agentlab train sac --preset expert``."""
+    import csv
+
+    from agentlab.training import train
+
+    run = path / "run"
+    done = 0
+    if (run / "metrics.csv").is_file():
+        rows = list(csv.DictReader(open(run / "metrics.csv")))
+        done = int(float(rows[-1]["step"])) if rows else 0
+    if not (run / "model.pt").is_file():
+        log(f"training agentlab SAC expert for {env_id} ({steps} env steps)")
+        train("sac", run, steps=steps, seed=seed, env_id=env_id, preset="expert", force=run.exists(),
+              eval_every=max(steps // 5, 1), eval_episodes=5, log_every=2000)
+    elif done < steps:
+        log(f"resuming agentlab SAC expert for {env_id} from step {done}")
+        train(None, run, resume=True, steps=steps)
+    meta = _read_meta(path)
+    meta.update({"env_id": env_id, "algo": "agentlab-sac", "seed": seed, "target_steps": steps, "finished": True,
+                 "steps": max(done, steps)})
+    _write_meta(path, meta)
+    return path
 
 
 class _TrainingLock:
@@ -600,6 +649,13 @@ def expert_levels(env_id: str, algo: str | None = None, seed: int | None = None,
     # candidates: the snapshots whose training return is nearest the target, then measured properly
     snaps = {int(k): v.get("train_return_mean") for k, v in meta.get("snapshots", {}).items()}
     snaps = {k: v for k, v in snaps.items() if v is not None and (path / "snapshots" / f"step_{k}.zip").is_file()}
+    if not snaps and meta["algo"] == "agentlab-sac":  # no training snapshots: reference returns only
+        lv = {"episodes": episodes, "eval_seed": EVAL_SEED, "ref_min_score": rmin, "ref_min_std": rmin_std,
+              "ref_max_score": rmax, "ref_max_std": rmax_std, "expert_stochastic_return": rexp_sto,
+              "medium_snapshot": None, "time_s": time.perf_counter() - t0}
+        meta["levels"] = lv
+        _write_meta(path, meta)
+        return lv
     if not snaps:
         raise UserError(f"expert {path} has no snapshots to choose a medium policy from")
     cands = sorted(snaps, key=lambda k: abs(snaps[k] - target))[:4]

@@ -253,4 +253,8 @@ def train(ctx: TrainContext) -> dict[str, float]:
 
 ALGORITHM = Algorithm(name="sac", config_cls=SACConfig, train=train, build_agent=SACAgent, kind="online",
                       description="soft actor-critic (twin critics as one ensemble, learned temperature)",
-                      presets={"smoke": {"hidden": [64, 64], "seed_steps": 200, "batch_size": 64}})
+                      presets={"smoke": {"hidden": [64, 64], "seed_steps": 200, "batch_size": 64},
+                               # the DeepMind Control experts of the imitation table (CPU-sized)
+                               "expert": {"hidden": [64, 64], "action_repeat": 4, "seed_steps": 1000,
+                                          "update_every": 1, "actor_lr": 1e-3, "critic_lr": 1e-3,
+                                          "alpha_lr": 1e-3}})

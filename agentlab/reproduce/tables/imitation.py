@@ -2,7 +2,8 @@
 
 Pipeline per task (all cached in ``$AGENTLAB_DATA``, so a re-run only trains what is missing):
 
-1. expert: our SAC (:mod:`agentlab.agents.sac`) trained on the environment reward
+1. expert: our SAC (:mod:`agentlab.agents.sac`, preset ``expert``: 64x64, action repeat 4) trained
+   on the environment reward, through ``agentlab experts train --algo agentlab-sac``
    (``experts/<env>/agentlab-sac-s0/run``); on this CPU it trains ~1.25x faster than
    stable-baselines3's SAC at equal sizes and supports action repeat (see BENCHMARKS.md);
 2. demonstrations: 10 deterministic expert episodes written by :func:`agentlab.experts.collect`
@@ -21,7 +22,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from agentlab.errors import UserError
 from agentlab.reproduce import RunSpec, TableSpec
 
 TASKS = {
@@ -47,8 +47,6 @@ ALPHA = {"smoke": 0.3, "small": 0.3, "full": 0.05}
 STEPS = {"smoke": 3000, "small": 20000, "full": 500_000}  # env steps per imitation run
 BC_STEPS = {"smoke": 500, "small": 2000, "full": 20000}  # gradient steps
 EXPERT_STEPS = {"dmc/cartpole-swingup": 50_000, "dmc/ball_in_cup-catch": 40_000, "dmc/walker-walk": 300_000}
-EXPERT_CONFIG = {"hidden": [64, 64], "action_repeat": 4, "seed_steps": 1000, "update_every": 1,
-                 "actor_lr": 1e-3, "critic_lr": 1e-3, "alpha_lr": 1e-3}
 DEMO_EPISODES = 10
 NUM_DEMOS = 1
 EVAL_EPISODES = 5
@@ -64,37 +62,16 @@ def _slug(task: str) -> str:
     return task.replace("/", "_")
 
 
-def expert_run_dir(task: str) -> Path:
-    return _data_dir() / "experts" / _slug(task) / "agentlab-sac-s0" / "run"
-
-
 def demos_path(task: str) -> Path:
     return _data_dir() / "demos" / f"{_slug(task)}-expert.hdf5"
 
 
 def ensure_expert(task: str, log: Any = print) -> Path:
-    """Train (or resume) the cached SAC expert for ``task``."""
-    from agentlab.runs import CHECKPOINT_FILE, CONFIG_FILE
-    from agentlab.training import train
+    """Train (or resume, or reuse) the cached agentlab-SAC expert for ``task`` (``agentlab experts train
+    --env TASK --algo agentlab-sac``: ``agentlab train sac --preset expert``)."""
+    from agentlab.experts import train_expert
 
-    run = expert_run_dir(task)
-    steps = EXPERT_STEPS[task]
-    if (run / CHECKPOINT_FILE).is_file():
-        import csv
-
-        rows = list(csv.DictReader(open(run / "metrics.csv")))
-        if rows and int(float(rows[-1]["step"])) >= steps:
-            return run
-        log(f"resuming expert for {task}")
-        train(None, run, resume=True, steps=steps)
-        return run
-    if run.exists() and not (run / CONFIG_FILE).is_file():
-        raise UserError(f"{run} exists but is not a run directory; remove it")
-    log(f"training SAC expert for {task} ({steps} env steps)")
-    train("sac", run, steps=steps, seed=0, env_id=task, force=run.exists(),
-          overrides=[f"{k}={v}" for k, v in EXPERT_CONFIG.items()], eval_every=steps // 8, eval_episodes=5,
-          log_every=2000)
-    return run
+    return train_expert(task, "agentlab-sac", EXPERT_STEPS[task], seed=0, log=log)
 
 
 def random_return(task: str, episodes: int = 10) -> float:
@@ -108,25 +85,16 @@ def random_return(task: str, episodes: int = 10) -> float:
 
 def ensure_demos(task: str, log: Any = print) -> Path:
     """Collect the expert demonstrations (deterministic expert) with reference returns in metadata."""
-    import agentlab
-    from agentlab.experts import collect
+    from agentlab.experts import collect, load_expert
 
     path = demos_path(task)
     if path.is_file():
         return path
-    run = ensure_expert(task, log)
-    policy = agentlab.load(run)
-    policy.reset(1)
-
-    class _Expert:  # the collector calls act(batch) in lock-step over its environments
-        info = {"algo": "agentlab-sac", "path": str(run)}
-
-        def act(self, obs: Any, deterministic: bool = True) -> Any:
-            return policy.act(obs)
-
+    ensure_expert(task, log)
+    expert = load_expert(task, "agentlab-sac", 0)
     rmin = random_return(task)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds = collect(_Expert(), task, DEMO_EPISODES, seed=500_000, deterministic=True)
+    ds = collect(expert, task, DEMO_EPISODES, seed=500_000, deterministic=True)
     ds.metadata.update({"ref_min_score": rmin, "ref_max_score": ds.metadata["expert_return_mean"],
                         "normalisation": "100 (R - random) / (expert - random)"})
     from agentlab.data import save_d4rl
