@@ -40,11 +40,12 @@ RULES: dict[str, list[str]] = {
 #: per budget: tasks, gradient steps, evaluation schedule, config preset and size overrides
 BUDGETS: dict[str, dict[str, Any]] = {
     "smoke": dict(tasks=["pointmaze-umaze"], steps=60, eval_every=20, eval_episodes=2, preset="smoke", overrides=[]),
-    # 2-core machine shared by ~6 jobs (load ~15 while this was run): 2x128 networks (flow, delta /
-    # one-step policy, 2 critics), 1000 gradient steps at batch 256, evaluations every 250 steps with
-    # 5 episodes each (score = mean of the evaluations at 500, 750 and 1000 steps).
+    # 2-core machine shared by ~6 jobs (load 15-17 while this was run; FiDec at 2x128 ran at ~1.3
+    # updates/s wall there): 2x64 networks (flow, delta / one-step policy, 2 critics), 1000 gradient
+    # steps at batch 256, evaluations every 250 steps with 5 episodes each (score = mean of the
+    # evaluations at 500, 750 and 1000 steps).
     "small": dict(tasks=MAZE_TASKS + LOCO_TASKS, steps=1000, eval_every=250, eval_episodes=5, preset="small",
-                  overrides=["hidden=[128,128]", "critic_hidden=[128,128]"]),
+                  overrides=["hidden=[64,64]", "critic_hidden=[64,64]"]),
     "full": dict(tasks=MAZE_TASKS + LOCO_TASKS, steps=1_000_000, eval_every=100_000, eval_episodes=50, preset=None,
                  overrides=[]),
 }
