@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from agentlab.cli import cli
-
-
-import pytest
 
 
 @pytest.mark.slow

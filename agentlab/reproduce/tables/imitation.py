@@ -41,10 +41,10 @@ LEARNER = {
     "full": {"hidden": [256, 256], "action_repeat": 2, "seed_steps": 2500, "update_every": 2, "batch_size": 256,
              "round_steps": 1000, "disc_updates": 100},
 }
-#: AILBoost's mixture step: the reference 0.05 at the full budget; at the small budget (10 learners)
-#: 0.3, so that the seed-phase learner's weight (1 - alpha)^(T-1) falls to ~4% by the end
-ALPHA = {"smoke": 0.3, "small": 0.3, "full": 0.05}
-STEPS = {"smoke": 3000, "small": 20000, "full": 500_000}  # env steps per imitation run
+#: AILBoost's mixture step: the reference 0.05 at the full budget; at the small budget (6 learners)
+#: 0.5, so that the seed-phase learner's weight (1 - alpha)^(T-1) falls to ~3% by the end
+ALPHA = {"smoke": 0.5, "small": 0.5, "full": 0.05}
+STEPS = {"smoke": 3000, "small": 12000, "full": 500_000}  # env steps per imitation run
 BC_STEPS = {"smoke": 500, "small": 2000, "full": 20000}  # gradient steps
 EXPERT_STEPS = {"dmc/cartpole-swingup": 50_000, "dmc/ball_in_cup-catch": 40_000, "dmc/walker-walk": 300_000}
 DEMO_EPISODES = 10
@@ -140,7 +140,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
                       eval_episodes=EVAL_EPISODES)
     else:
         final = train(spec.algo, out, steps=steps, seed=spec.seed, env_id=spec.task, demos=str(demos),
-                      num_demos=p["num_demos"], force=True, eval_every=max(steps // 4, 1),
+                      num_demos=p["num_demos"], force=True, eval_every=max(steps // 3, 1),
                       eval_episodes=EVAL_EPISODES, overrides=[f"{k}={v}" for k, v in p["config"].items()],
                       log_every=4000)
     rows = list(csv.DictReader(open(out / "metrics.csv")))
