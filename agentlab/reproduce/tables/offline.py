@@ -65,13 +65,15 @@ def caption(budget: str) -> str:
 def specs(budget: str, seeds: int) -> list[RunSpec]:
     b = BUDGETS[budget]
     out = []
-    for task in b["tasks"]:
-        steps = b["steps"]
-        if budget == "full" and task in LOCO_TASKS:
-            steps = 500_000  # the D4RL protocol of the references
-        for algo in ALGOS:
-            overrides = b["overrides"] if algo != "flow_bc" else [o for o in b["overrides"] if o.startswith("hidden")]
-            for seed in range(seeds):
+    # seed-major order: an interrupted table has every (task, algo) cell with the same seeds
+    for seed in range(seeds):
+        for task in b["tasks"]:
+            steps = b["steps"]
+            if budget == "full" and task in LOCO_TASKS:
+                steps = 500_000  # the D4RL protocol of the references
+            for algo in ALGOS:
+                overrides = b["overrides"] if algo != "flow_bc" else [o for o in b["overrides"]
+                                                                      if o.startswith("hidden")]
                 out.append(RunSpec("offline", algo, task, seed, budget,
                                    {"steps": steps, "eval_every": b["eval_every"], "eval_episodes": b["eval_episodes"],
                                     "preset": b["preset"], "overrides": list(overrides) + RULES[algo]}))
