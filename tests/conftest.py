@@ -49,3 +49,21 @@ def make_pendulum_dataset(path, episodes=3, steps=50, seed=0):
 @pytest.fixture(scope="session")
 def pendulum_dataset(tmp_path_factory):
     return make_pendulum_dataset(tmp_path_factory.mktemp("data") / "pendulum.hdf5")
+
+
+@pytest.fixture
+def failing_selftest(monkeypatch):
+    """The selftest table with its first run replaced by one that raises."""
+    import dataclasses
+
+    from agentlab.reproduce import RunSpec
+    from agentlab.reproduce.tables import selftest
+
+    orig = selftest.specs
+
+    def specs(budget, seeds):
+        out = orig(budget, seeds)
+        bad = out[0]
+        return [RunSpec(bad.table, bad.algo, bad.task, 99, bad.budget, {**bad.params, "fail": True})] + out[1:]
+
+    monkeypatch.setattr(selftest, "TABLE", dataclasses.replace(selftest.TABLE, specs=specs))

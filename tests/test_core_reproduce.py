@@ -28,19 +28,7 @@ def test_parallel_equals_sequential(tmp_path):
     assert [r["result"] for r in sorted(a["records"], key=key)] == [r["result"] for r in sorted(b["records"], key=key)]
 
 
-def test_failed_run_reported_and_others_kept(tmp_path, monkeypatch):
-    from agentlab.reproduce.tables import selftest
-
-    orig = selftest.specs
-
-    def specs(budget, seeds):
-        out = orig(budget, seeds)
-        bad = out[0]
-        return [RunSpec(bad.table, bad.algo, bad.task, 99, bad.budget, {**bad.params, "fail": True})] + out[1:]
-
-    import dataclasses
-
-    monkeypatch.setattr(selftest, "TABLE", dataclasses.replace(selftest.TABLE, specs=specs))
+def test_failed_run_reported_and_others_kept(tmp_path, failing_selftest):
     s = run_table("selftest", "smoke", 1, tmp_path / "f", log=lambda m: None)
     assert len(s["errors"]) == 1 and len(s["records"]) == 3
     assert not s["meta"]["complete"]

@@ -1,12 +1,10 @@
 """The Ray backend gives the same numbers as the local one and survives failing tasks."""
 
-import dataclasses
 import sys
 
 import pytest
 from click.testing import CliRunner
 
-from agentlab.reproduce import RunSpec
 from agentlab.reproduce.runner import run_table
 
 ray = pytest.importorskip("ray")
@@ -33,17 +31,7 @@ def test_ray_matches_local(tmp_path, ray_local):
     assert "0 to run" in logs[0]
 
 
-def test_ray_failed_task_reported_and_retried(tmp_path, ray_local, monkeypatch):
-    from agentlab.reproduce.tables import selftest
-
-    orig = selftest.specs
-
-    def specs(budget, seeds):
-        out = orig(budget, seeds)
-        bad = out[0]
-        return [RunSpec(bad.table, bad.algo, bad.task, 7, bad.budget, {**bad.params, "fail": True})] + out[1:]
-
-    monkeypatch.setattr(selftest, "TABLE", dataclasses.replace(selftest.TABLE, specs=specs))
+def test_ray_failed_task_reported_and_retried(tmp_path, ray_local, failing_selftest):
     s = run_table("selftest", "smoke", 1, tmp_path / "f", backend="ray", retries=1, log=lambda m: None)
     assert len(s["errors"]) == 1 and len(s["records"]) == 3
     assert "asked to fail" in next(iter(s["errors"].values()))
