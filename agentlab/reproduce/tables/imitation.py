@@ -136,7 +136,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
     steps = int(p["steps"])
     if spec.algo == "bc":
         final = train("bc", out, steps=steps, seed=spec.seed, env_id=spec.task, demos=str(demos),
-                      num_demos=p["num_demos"], force=True, eval_every=max(steps // 5, 1),
+                      num_demos=p["num_demos"], force=True, eval_every=max(steps // 2, 1),
                       eval_episodes=EVAL_EPISODES)
     else:
         final = train(spec.algo, out, steps=steps, seed=spec.seed, env_id=spec.task, demos=str(demos),
@@ -178,8 +178,10 @@ def report(records: list[dict[str, Any]], out_dir: Any, meta: dict[str, Any]) ->
     written = write_score_table(rows, out_dir, meta, name="imitation", caption=caption,
                                 col_order=["ailboost", "dac", "bc", "ailboost (last learner)"],
                                 ylabel="expert-normalised return")
-    written.append(curve_plot([r for r in rows if r["result"].get("curve")], Path(out_dir) / "imitation_curves.png",
-                              x_label="env steps (BC: gradient steps)", y_label="expert-normalised return",
+    # learning curves of the two online methods (x = env steps; BC's x would be gradient steps)
+    online = [r for r in rows if r["result"].get("curve") and r["spec"]["algo"] in ("ailboost", "dac")]
+    written.append(curve_plot(online, Path(out_dir) / "imitation_curves.png",
+                              x_label="env steps", y_label="expert-normalised return",
                               title=f"imitation, 1 demo ({budget})"))
     return written
 
