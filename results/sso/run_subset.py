@@ -5,6 +5,7 @@ runs of SSO while other experts are still training. Finished runs are skipped, a
 ``agentlab reproduce sso --budget small --seeds 3`` afterwards writes the report from the stored runs.
 
     python results/sso/run_subset.py sso-m1,sso-m10,sso-m100 Hopper-v5-dagger [budget]
+    python results/sso/run_subset.py --report [budget]    # write the report from the stored runs only
 """
 
 import sys
@@ -15,8 +16,29 @@ from agentlab.reproduce import get_table
 from agentlab.reproduce.runner import LocalBackend, ResultStore, default_out_dir
 
 
+def report_only(budget: str) -> None:
+    """The table's report from whatever runs are stored (marked INCOMPLETE when some are missing)."""
+    from agentlab.runs import git_sha
+
+    table = get_table("sso")
+    out = default_out_dir("sso", budget)
+    store = ResultStore(out)
+    specs = table.specs(budget, 3)
+    records = [r for r in (store.get(s) for s in specs) if r is not None]
+    missing = sorted({(s.task, s.algo) for s in specs if not store.has(s)})
+    meta = {"table": "sso", "budget": budget, "seeds": 3, "backend": "local", "git_sha": git_sha(short=True),
+            "command": f"agentlab reproduce sso --budget {budget} --seeds 3", "runs_total": len(specs),
+            "runs_done": len(records), "complete": len(records) == len(specs), "failed": []}
+    for p in table.report(records, out, meta):
+        print("wrote", p)
+    print("missing (task, algo):", missing)
+
+
 def main() -> None:
     torch.set_num_threads(1)
+    if sys.argv[1] == "--report":
+        report_only(sys.argv[2] if len(sys.argv) > 2 else "small")
+        return
     algos, tasks = sys.argv[1].split(","), sys.argv[2].split(",")
     budget = sys.argv[3] if len(sys.argv) > 3 else "small"
     table = get_table("sso")
