@@ -748,7 +748,7 @@ def _cli() -> Any:
         for r in rows:
             state = "done" if r["finished"] else f"partial ({r['steps']}/{r['target_steps']})"
             ref = f", expert return {r['ref_max_score']:.1f}" if r["ref_max_score"] is not None else ""
-            click.echo(f"  {r['env_id']:<24} {r['algo']:<4} seed {r['seed']}  {state}{ref}")
+            click.echo(f"  {r['env_id']:<24} {r['algo']:<12} seed {r['seed']}  {state}{ref}")
 
     return experts
 
