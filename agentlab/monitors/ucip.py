@@ -87,7 +87,7 @@ def window_eigenspaces(h: np.ndarray, window: int = 20, k: int = 3) -> np.ndarra
     w = wins[0].stop - wins[0].start
     x = h[: len(wins) * w].reshape(len(wins), w, h.shape[1])
     x = x - x.mean(1, keepdims=True)
-    cov = np.einsum("mti,mtj->mij", x, x) / w
+    cov = x.transpose(0, 2, 1) @ x / w
     const = np.trace(cov, axis1=1, axis2=2) < 1e-12
     cov[const] = np.diag(np.arange(h.shape[1], 0, -1, dtype=float))  # eigvecs = canonical basis, in order
     _, u = np.linalg.eigh(cov)  # ascending
@@ -96,7 +96,7 @@ def window_eigenspaces(h: np.ndarray, window: int = 20, k: int = 3) -> np.ndarra
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """||A^T B||_F^2 / k for stacks of (d, k) orthonormal bases."""
-    return (np.einsum("mdi,mdj->mij", a, b) ** 2).sum((1, 2)) / a.shape[2]
+    return ((a.transpose(0, 2, 1) @ b) ** 2).sum((1, 2)) / a.shape[2]
 
 
 def eigenmode_persistence(h: np.ndarray, window: int = 20, k: int = 3) -> float:
