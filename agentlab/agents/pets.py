@@ -52,7 +52,7 @@ class PETSConfig(AlgoConfig):
     num_elites: int = help_field(5, "members used for planning (best held-out error)")
     hidden: list[int] = help_field([200, 200, 200, 200], "hidden layer sizes of each member")
     activation: str = help_field("silu", "hidden activation (relu, silu, elu, tanh, gelu)")
-    learn_reward: bool = help_field(False, "predict the reward with the model (needed for tasks without a closed-form reward)")
+    learn_reward: bool = help_field(False, "predict the reward with the model (switched on automatically for tasks without a closed-form reward)")
     lr: float = help_field(7.5e-4, "Adam learning rate of the model")
     weight_decay: float = help_field(3e-5, "Adam L2 weight decay of the model")
     batch_size: int = help_field(256, "model minibatch size")
