@@ -153,7 +153,7 @@ def envs_check(env_id: str) -> None:
 @click.option("--preset", help="named config preset, e.g. small or smoke (default: full = reference values)")
 @click.option("--device", default="auto", help="auto | cpu | cuda")
 @click.option("--eval-every", type=int, default=0, help="evaluate every N steps (needs --env; 0 = at the end)")
-@click.option("--eval-episodes", type=int, default=10)
+@click.option("--eval-episodes", type=int, default=10, help="episodes per evaluation (0 = no evaluation)")
 @click.option("--checkpoint-every", type=int, default=0, help="0 = every steps/10")
 @click.option("--log-every", type=int, default=100)
 @click.option("--resume", "resume_dir", type=click.Path(), help="continue the run in this directory")

@@ -50,6 +50,8 @@ def train(algo: str | None, out: str | Path, *, steps: int | None = None, seed: 
         cfg = resolve_config(algorithm.config_cls, config_file, overrides,
                              preset=algorithm.presets.get(preset) if preset else None)
         get_device(device)
+        if eval_episodes < 0:
+            raise UserError("--eval-episodes must be >= 0 (0 = no evaluation)")
         run = Run(out, force=force, tensorboard=tensorboard)
         opts = dict(env_id=env_id, dataset=dataset, demos=demos, num_demos=num_demos, steps=steps, seed=seed,
                     device=device, eval_every=eval_every, eval_episodes=eval_episodes,
@@ -60,7 +62,7 @@ def train(algo: str | None, out: str | Path, *, steps: int | None = None, seed: 
     ctx = TrainContext(run=run, algo=algorithm.name, config=cfg, steps=int(opts["steps"]), seed=int(opts["seed"]),
                        env_id=opts.get("env_id"), dataset=opts.get("dataset"), demos=opts.get("demos"),
                        num_demos=opts.get("num_demos"), device=get_device(opts.get("device", "auto")),
-                       eval_every=int(opts.get("eval_every") or 0), eval_episodes=int(opts.get("eval_episodes") or 10),
+                       eval_every=int(opts.get("eval_every") or 0), eval_episodes=int(10 if opts.get("eval_episodes") is None else opts["eval_episodes"]),
                        checkpoint_every=int(opts.get("checkpoint_every") or 0),
                        log_every=int(opts.get("log_every") or 100), resume=resume, extra=dict(extra or {}))
     try:

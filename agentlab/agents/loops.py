@@ -88,7 +88,7 @@ def train_offline(ctx: TrainContext, prepare: Callable[[Agent, Any], None] | Non
             batch = ds.sample(batch_size, ctx.device)
             info = agent.update(batch)
             agent.steps_done += 1
-            do_eval = ctx.env_id is not None and (step == ctx.steps or bool(ctx.eval_every and step % ctx.eval_every == 0))
+            do_eval = ctx.env_id is not None and ctx.eval_episodes > 0 and (step == ctx.steps or bool(ctx.eval_every and step % ctx.eval_every == 0))
             if do_eval or step % ctx.log_every == 0 or step == ctx.steps:
                 row = {k: float(v) for k, v in info.items()}
                 row["time/updates_per_s"] = (step - start) / max(time.perf_counter() - t0, 1e-9)
