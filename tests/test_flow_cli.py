@@ -65,3 +65,16 @@ def test_bad_config_is_one_line_error(args, needle, maze_data, tmp_path):
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0]
     assert not (tmp_path / "r").exists()  # nothing written
+
+
+def test_offline_table_specs():
+    from agentlab.reproduce import get_table
+
+    table = get_table("offline")
+    specs = table.specs("small", 3)
+    assert len(specs) == 12 * 4 * 3 and len({s.run_id for s in specs}) == len(specs)
+    assert [s.seed for s in specs] == sorted(s.seed for s in specs)  # seed-major: partial tables stay balanced
+    by_algo = {s.algo: s.params["overrides"] for s in specs if s.task == "pointmaze-umaze" and s.seed == 0}
+    assert "target_divergence=0.001" in by_algo["fidec"] and by_algo["fidec"] == by_algo["deflow"]
+    assert "alpha=10" in by_algo["fql"] and not any("critic" in o for o in by_algo["flow_bc"])
+    assert {s.params["steps"] for s in table.specs("full", 1) if s.task.startswith("hopper")} == {500_000}
