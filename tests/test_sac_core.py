@@ -131,3 +131,17 @@ def test_sac_cli_smoke_and_resume(tmp_path):
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert int(rows[-1]["step"]) == 600 and "eval/return_mean" in rows[-1]
+
+
+def test_eval_episodes_zero_skips_evaluation(tmp_path):
+    import csv
+
+    from click.testing import CliRunner
+
+    from agentlab.cli import cli
+
+    r = CliRunner().invoke(cli, ["train", "sac", "--env", "Pendulum-v1", "--preset", "smoke", "--eval-episodes", "0",
+                                 "--steps", "250", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert int(rows[-1]["step"]) == 250 and not any(k.startswith("eval/") for k in rows[-1])

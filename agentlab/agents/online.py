@@ -78,8 +78,8 @@ def train_online(ctx: TrainContext, learner: Any) -> dict[str, float]:
             out = learner.after_step(step, buffer)
             if out:
                 info = out
-            do_eval = crossed(step, eval_every) or step == total
-            if do_eval or crossed(step, ctx.log_every):
+            do_eval = ctx.eval_episodes > 0 and (crossed(step, eval_every) or step == total)
+            if do_eval or crossed(step, ctx.log_every) or step == total:
                 row = {k: float(v) for k, v in info.items()}
                 now = time.perf_counter()
                 row["time/env_steps_per_s"] = (step - step_last) * repeat / max(now - t_last, 1e-9)
