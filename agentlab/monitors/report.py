@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from agentlab.monitors import stats as st
+from agentlab.reproduce.report import pyplot, save_figure
 
 ADVERSARIAL = ("random", "mimicry", "highentropy", "cyclic")
 
@@ -63,10 +64,7 @@ def summarize_records(recs: list[dict], stat_key: str = "score", raw_key: str | 
 
 
 def plot_histograms(recs: list[dict], path: Path, key: str = "score", title: str = "") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fams = [f for f in ("typeA", "typeB") + ADVERSARIAL if any(r["family"] == f for r in recs)]
     vals = np.array([r[key] for r in recs], float)
@@ -79,16 +77,12 @@ def plot_histograms(recs: list[dict], path: Path, key: str = "score", title: str
     ax.set_title(title or f"per-family {key}")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
     return path
 
 
 def plot_roc(curves: dict[str, list[dict]], path: Path, key: str = "score", title: str = "ROC, Type A vs Type B") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 5))
     for name, recs in curves.items():
@@ -105,16 +99,12 @@ def plot_roc(curves: dict[str, list[dict]], path: Path, key: str = "score", titl
     ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
     return path
 
 
 def plot_alpha(curves: dict[str, list[dict]], path: Path, key: str = "score", title: str = "alpha sweep") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, recs in curves.items():
@@ -132,8 +122,7 @@ def plot_alpha(curves: dict[str, list[dict]], path: Path, key: str = "score", ti
     ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
     return path
 
 

@@ -14,6 +14,25 @@ from agentlab.reproduce.aggregate import summarize
 from agentlab.runs import atomic_path, atomic_write_text
 
 
+def pyplot():
+    """``matplotlib.pyplot`` on the headless Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` as PNG atomically (never a half-written file) and close it."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    pyplot().close(fig)
+    return path
+
+
 def header(meta: dict[str, Any], caption: str) -> str:
     status = "complete" if meta.get("complete", True) else (
         f"INCOMPLETE: {meta.get('runs_done')}/{meta.get('runs_total')} runs finished")
@@ -90,10 +109,7 @@ def write_score_table(records: list[dict[str, Any]], out_dir: str | Path, meta: 
 
 def bar_plot(summ: dict[tuple[str, str], dict[str, float]], rows: list[str], cols: list[str], path: Path, *,
              ylabel: str, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows) * max(1, len(cols)) / 2), 4))
     width = 0.8 / max(1, len(cols))
@@ -109,9 +125,7 @@ def bar_plot(summ: dict[tuple[str, str], dict[str, float]], rows: list[str], col
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
@@ -122,10 +136,7 @@ def curve_plot(records: list[dict[str, Any]], path: str | Path, *, key: str = "c
 
     Each record's ``result[key]`` is a list of ``[x, y]`` pairs logged at the same x for every seed.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     panels = sorted({panel(r) for r in records})
     # one colour per group across all panels (a group missing from one panel must not shift the others)
@@ -151,7 +162,5 @@ def curve_plot(records: list[dict[str, Any]], path: str | Path, *, key: str = "c
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
