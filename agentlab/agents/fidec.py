@@ -62,6 +62,7 @@ from agentlab.agents.flow import (
     ACTION_CLIP,
     ConditionedMLP,
     EnsembleCritic,
+    FlowActorCriticConfig,
     VelocityField,
     flow_matching_loss,
     flow_score,
@@ -69,24 +70,12 @@ from agentlab.agents.flow import (
     td_target,
 )
 from agentlab.agents.loops import train_offline
-from agentlab.config import AlgoConfig, help_field
+from agentlab.config import help_field
 from agentlab.nn import polyak_update
 
 
 @dataclasses.dataclass(frozen=True)
-class FiDecConfig(AlgoConfig):
-    hidden: list[int] = help_field([512, 512, 512, 512], "hidden sizes of the flow and of the residual map delta")
-    critic_hidden: list[int] = help_field([512, 512, 512, 512], "hidden sizes of each critic member")
-    num_critics: int = help_field(2, "critic ensemble size")
-    critic_layer_norm: bool = help_field(True, "LayerNorm in the critic")
-    activation: Literal["gelu", "relu", "silu", "tanh", "elu"] = help_field("gelu", "hidden activation of every network (reference: gelu)")
-    lr: float = help_field(3e-4, "Adam learning rate (one optimiser over all parameters)")
-    batch_size: int = help_field(256, "minibatch size")
-    discount: float = help_field(0.99, "discount gamma")
-    tau: float = help_field(0.005, "Polyak rate of the target critic")
-    grad_clip: float = help_field(5.0, "global gradient-norm clip (0 = off)")
-    q_agg: Literal["mean", "min"] = help_field("mean", "aggregation of target Q over the ensemble (min for hard tasks)")
-    flow_steps: int = help_field(10, "Euler steps of the flow sampler")
+class FiDecConfig(FlowActorCriticConfig):
     fisher: Literal["flow", "identity"] = help_field("flow", "metric of the divergence: flow Fisher (FiDec) or identity "
                                                               "(DeFlow)")
     num_fisher_samples: int = help_field(4, "K: flow samples per state for the Fisher estimate (paper scripts: 8)")
@@ -98,7 +87,6 @@ class FiDecConfig(AlgoConfig):
     use_lagrange: bool = help_field(True, "learn alpha by dual ascent on the divergence budget")
     alpha: float = help_field(10.0, "initial (use_lagrange) or fixed weight of the divergence")
     target_divergence: float = help_field(0.001, "divergence budget D_target (reference: 0.001 D4RL, 0.01 large mazes)")
-    normalize_q_loss: bool = help_field(False, "divide the Q term by sg(mean |Q|)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,7 +28,10 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
+import dataclasses
 import torch
+
+from agentlab.config import AlgoConfig, help_field
 from torch import nn
 from torch.func import functional_call
 
@@ -36,6 +39,26 @@ from agentlab.nn import ACTIVATIONS, MLP, EnsembleLinear, EnsembleMLP
 
 #: actions used as flow targets are clipped to this magnitude (the reference clips to 1 - 1e-5)
 ACTION_CLIP = 1.0 - 1e-5
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowActorCriticConfig(AlgoConfig):
+    """Fields shared by the flow actor-critic agents (FQL, FiDec/DeFlow); defaults = reference values."""
+
+    hidden: list[int] = help_field([512, 512, 512, 512], "hidden sizes of the flow and of the actor network "
+                                   "(FQL: one-step policy; FiDec: residual map delta)")
+    critic_hidden: list[int] = help_field([512, 512, 512, 512], "hidden sizes of each critic member")
+    num_critics: int = help_field(2, "critic ensemble size")
+    critic_layer_norm: bool = help_field(True, "LayerNorm in the critic")
+    activation: Literal["gelu", "relu", "silu", "tanh", "elu"] = help_field("gelu", "hidden activation of every network (reference: gelu)")
+    lr: float = help_field(3e-4, "Adam learning rate (one optimiser over all parameters)")
+    batch_size: int = help_field(256, "minibatch size")
+    discount: float = help_field(0.99, "discount gamma")
+    tau: float = help_field(0.005, "Polyak rate of the target critic")
+    grad_clip: float = help_field(5.0, "global gradient-norm clip (0 = off)")
+    q_agg: Literal["mean", "min"] = help_field("mean", "aggregation of target Q over the ensemble (min for hard tasks)")
+    flow_steps: int = help_field(10, "Euler steps of the flow sampler")
+    normalize_q_loss: bool = help_field(False, "divide the Q term by sg(mean |Q|)")
 
 
 def glorot_init_(module: nn.Module) -> nn.Module:

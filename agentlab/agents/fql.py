@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
@@ -37,32 +37,21 @@ from agentlab.agents.flow import (
     ACTION_CLIP,
     ConditionedMLP,
     EnsembleCritic,
+    FlowActorCriticConfig,
     VelocityField,
     flow_matching_loss,
     make_adam,
     td_target,
 )
 from agentlab.agents.loops import train_offline
-from agentlab.config import AlgoConfig, help_field
+from agentlab.config import help_field
 from agentlab.nn import polyak_update
 
 
 @dataclasses.dataclass(frozen=True)
-class FQLConfig(AlgoConfig):
-    hidden: list[int] = help_field([512, 512, 512, 512], "hidden sizes of the flow and of the one-step policy")
-    critic_hidden: list[int] = help_field([512, 512, 512, 512], "hidden sizes of each critic member")
-    num_critics: int = help_field(2, "critic ensemble size")
-    critic_layer_norm: bool = help_field(True, "LayerNorm in the critic")
-    activation: Literal["gelu", "relu", "silu", "tanh", "elu"] = help_field("gelu", "hidden activation of every network (reference: gelu)")
-    lr: float = help_field(3e-4, "Adam learning rate (one optimiser over all parameters)")
-    batch_size: int = help_field(256, "minibatch size")
-    discount: float = help_field(0.99, "discount gamma")
-    tau: float = help_field(0.005, "Polyak rate of the target critic")
+class FQLConfig(FlowActorCriticConfig):
     grad_clip: float = help_field(0.0, "global gradient-norm clip (0 = off, the reference)")
-    q_agg: Literal["mean", "min"] = help_field("mean", "aggregation of target Q over the ensemble")
-    flow_steps: int = help_field(10, "Euler steps of the teacher flow")
     alpha: float = help_field(10.0, "weight of the distillation loss (reference: 3-1000 per task)")
-    normalize_q_loss: bool = help_field(False, "divide the Q term by sg(mean |Q|)")
 
 
 class FQLAgent(Agent):
