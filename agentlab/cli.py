@@ -151,6 +151,8 @@ def envs_check(env_id: str) -> None:
 @click.option("--config", "config_file", type=click.Path(), help="YAML file with config values")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config value (repeatable)")
 @click.option("--preset", help="named config preset, e.g. small or smoke (default: full = reference values)")
+@click.option("--optimizer", help="for algorithms with an optimizer choice (dagger): sso | adam | sgd "
+              "(same as --set optimizer=NAME)")
 @click.option("--device", default="auto", help="auto | cpu | cuda")
 @click.option("--eval-every", type=int, default=0, help="evaluate every N steps (needs --env; 0 = at the end)")
 @click.option("--eval-episodes", type=int, default=10, help="episodes per evaluation (0 = no evaluation)")
@@ -162,7 +164,7 @@ def envs_check(env_id: str) -> None:
 @click.option("--help-config", is_flag=True, help="list ALGO's config keys with defaults and exit")
 def train(algo: str | None, env_id: str | None, dataset: str | None, demos: str | None, num_demos: int | None,
           steps: int | None, seed: int, out: str | None, config_file: str | None, overrides: tuple[str, ...],
-          preset: str | None, device: str, eval_every: int, eval_episodes: int, checkpoint_every: int,
+          optimizer: str | None, preset: str | None, device: str, eval_every: int, eval_episodes: int, checkpoint_every: int,
           log_every: int, resume_dir: str | None, force: bool, tensorboard: bool, help_config: bool) -> None:
     """Train ALGO and write a run directory (config.yaml, metrics.csv, model.pt, meta.json).
 
@@ -170,6 +172,7 @@ def train(algo: str | None, env_id: str | None, dataset: str | None, demos: str 
     Algorithms: bc, flow_bc, fql, fidec, deflow (offline, --dataset); sac (online, --env);
     dac, ailboost (imitation, --env --demos); pets (model-based, --env); dagger (--env).
     pets re-weighting: --set reweight=expert --set sigma=S (oracle expert, or --demos FILE).
+    dagger: --optimizer sso|adam|sgd (SSO's inner loop: --set inner_steps=M --set inner=sgd-armijo).
     Examples:
       agentlab train fql --dataset hopper-medium --env Hopper-v5 --steps 100000 --out runs/fql
       agentlab train fidec ... --set target_divergence=0.005 --set hidden=[256,256]
@@ -193,6 +196,10 @@ def train(algo: str | None, env_id: str | None, dataset: str | None, demos: str 
         raise UserError("--out RUN_DIR is required (or --resume RUN_DIR)")
     if eval_every and env_id is None and resume_dir is None:
         raise UserError("--eval-every needs --env")
+    if optimizer is not None:
+        if algo is None or "optimizer" not in {f[0] for f in describe_config(get_algorithm(algo).config_cls)}:
+            raise UserError(f"--optimizer applies to algorithms with an optimizer choice (dagger), not {algo!r}")
+        overrides = (*overrides, f"optimizer={optimizer}")
     final = run_training(algo, resume_dir or out, steps=steps, seed=seed, env_id=env_id, dataset=dataset, demos=demos,
                          num_demos=num_demos, config_file=config_file, overrides=overrides, preset=preset,
                          device=device, resume=resume_dir is not None, force=force, tensorboard=tensorboard,

@@ -49,17 +49,23 @@ JAX_REF = {("fql", "4x512"): (13.9, 7.8), ("fql", "2x256"): (93.5, 68.4),
 PEAK_GFLOPS = 320.0  # fp32 matmul, 2 threads (DESIGN.md)
 
 
-def batch(n: int = BATCH) -> dict[str, torch.Tensor]:
+def batch(n: int = BATCH, device: str = "cpu") -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    return {"observations": torch.randn(n, OBS, generator=g), "actions": torch.rand(n, ACT, generator=g) * 2 - 1,
-            "rewards": torch.randn(n, generator=g), "next_observations": torch.randn(n, OBS, generator=g),
-            "terminals": torch.zeros(n), "masks": torch.ones(n)}
+    b = {"observations": torch.randn(n, OBS, generator=g), "actions": torch.rand(n, ACT, generator=g) * 2 - 1,
+         "rewards": torch.randn(n, generator=g), "next_observations": torch.randn(n, OBS, generator=g),
+         "terminals": torch.zeros(n), "masks": torch.ones(n)}
+    return {k: v.to(device) for k, v in b.items()}
 
 
-def build(algo: str, hidden: list[int]):
+def build(algo: str, hidden: list[int], device: str = "cpu"):
     a = get_algorithm(algo)
     values = {"hidden": hidden} if algo == "flow_bc" else {"hidden": hidden, "critic_hidden": hidden}
-    return a.build_agent(config_from_dict(a.config_cls, values), spaces_of(OBS, ACT))
+    return a.build_agent(config_from_dict(a.config_cls, values), spaces_of(OBS, ACT)).to(device)
+
+
+def sync(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
 
 
 def count_flops(agent, b) -> int:
@@ -82,10 +88,12 @@ def matmul_gflops(hidden: int, rows: int = 1536, n: int = 20) -> float:
     return 2 * rows * hidden * hidden * n / (time.process_time() - c0) / 1e9
 
 
-def time_updates(agent, b, n: int) -> tuple[float, float]:
+def time_updates(agent, b, n: int, device: str = "cpu") -> tuple[float, float]:
+    sync(device)
     w0, c0 = time.perf_counter(), time.process_time()
     for _ in range(n):
         agent.update(b)
+    sync(device)  # on a GPU the updates are queued: wait for them before reading the clock
     return n / (time.perf_counter() - w0), n / (time.process_time() - c0)
 
 
@@ -123,15 +131,18 @@ def main() -> None:
     ap.add_argument("--algos", default=",".join(ALGOS))
     ap.add_argument("--memory", action="store_true", help="also measure the peak RSS of a full-size fidec run")
     ap.add_argument("--profile", help="print the torch profiler table of one update of this agent (2x256)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (on a GPU the wall rate is the one to read)")
+    ap.add_argument("--json", help="append the result to this file (default benchmarks/results/bench_offline.json)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    b = batch()
+    dev = args.device
+    b = batch(device=dev)
 
     if args.profile:
         from torch.profiler import profile
 
-        agent = build(args.profile, SIZES["2x256"])
+        agent = build(args.profile, SIZES["2x256"], dev)
         for _ in range(3):
             agent.update(b)
         with profile() as p:
@@ -142,7 +153,7 @@ def main() -> None:
 
     sizes = args.sizes.split(",")
     algos = args.algos.split(",")
-    agents = {(a, s): build(a, SIZES[s]) for s in sizes for a in algos}
+    agents = {(a, s): build(a, SIZES[s], dev) for s in sizes for a in algos}
     flops = {k: count_flops(ag, b) for k, ag in agents.items()}
     for ag in agents.values():  # warm-up
         ag.update(b)
@@ -153,11 +164,12 @@ def main() -> None:
     for r in range(args.rounds):
         for k, ag in agents.items():
             n = args.updates or (3 if k[1] == "4x512" else 10)
-            w, c = time_updates(ag, b, n)
+            w, c = time_updates(ag, b, n, dev)
             wall[k].append(w)
             cpu[k].append(c)
         for s in sizes:
-            mm[s].append(matmul_gflops(SIZES[s][0]))
+            if dev == "cpu":
+                mm[s].append(matmul_gflops(SIZES[s][0]))
         print(f"round {r + 1}/{args.rounds} done (load {os.getloadavg()[0]:.1f})", file=sys.stderr, flush=True)
     peak_thread = PEAK_GFLOPS / 2 * args.threads
     rows = []
@@ -166,13 +178,14 @@ def main() -> None:
         w, c = statistics.median(wall[k]), statistics.median(cpu[k])
         gf = flops[k] * c / 1e9
         ref = JAX_REF.get(k)
-        mm_now = statistics.median(mm[s])
+        mm_now = statistics.median(mm[s]) if mm[s] else float("nan")
         rows.append({"algo": a, "size": s, "updates_per_s_wall": w, "updates_per_s_cpu": c,
                      "gflop_per_update": flops[k] / 1e9, "gflops_achieved": gf,
                      "fraction_of_peak": gf / peak_thread, "matmul_gflops_now": mm_now,
                      "fraction_of_matmul": gf / mm_now, "jax_ref_2cores": ref[0] if ref else None,
                      "jax_ref_1core": ref[1] if ref else None})
-    print(f"\nbatch {BATCH}, obs {OBS}, act {ACT}, torch {torch.__version__}, {args.threads} thread(s), "
+    where = torch.cuda.get_device_name() if torch.device(dev).type == "cuda" else f"{args.threads} CPU thread(s)"
+    print(f"\nbatch {BATCH}, obs {OBS}, act {ACT}, torch {torch.__version__}, {where}, "
           f"load average {load0:.1f} -> {os.getloadavg()[0]:.1f}, median of {args.rounds} rounds\n")
     print(f"| agent | size | upd/s (wall) | upd/s (CPU time) | GFLOP/update | GFLOP/s | of {peak_thread:.0f} peak "
           "| of plain matmul now | JAX ref (1 core / 2 cores) |")
@@ -186,18 +199,19 @@ def main() -> None:
     ratios = {}
     for s in sizes:
         if ("fidec", s) in by and ("fql", s) in by:
-            ratios[s] = by[("fql", s)]["updates_per_s_cpu"] / by[("fidec", s)]["updates_per_s_cpu"]
+            rate = "updates_per_s_cpu" if dev == "cpu" else "updates_per_s_wall"
+            ratios[s] = by[("fql", s)][rate] / by[("fidec", s)][rate]
             print(f"\nFiDec / FQL cost ratio at {s}: {ratios[s]:.2f}x "
                   f"(FLOP ratio {by[('fidec', s)]['gflop_per_update'] / by[('fql', s)]['gflop_per_update']:.2f}x; "
                   f"JAX reference {JAX_REF[('fql', s)][0] / JAX_REF[('fidec', s)][0]:.2f}x)")
-    result = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "threads": args.threads, "rounds": args.rounds,
+    result = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": where, "threads": args.threads, "rounds": args.rounds,
               "load_average_start": load0, "rows": rows, "fidec_over_fql": ratios}
     if args.memory:
         mem = peak_memory_of_full_run()
         result["full_run_memory"] = mem
         print(f"\npeak RSS of a full-size fidec run (4x512, 1M-transition dataset, {mem['steps']} steps): "
               f"{mem['peak_rss_mib']:.0f} MiB")
-    out = ROOT / "benchmarks" / "results" / "bench_offline.json"
+    out = Path(args.json) if args.json else ROOT / "benchmarks" / "results" / "bench_offline.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     history = json.loads(out.read_text()) if out.is_file() else []
     history.append(result)

@@ -9,8 +9,11 @@ def test_imitation_table_specs():
     table = get_table("imitation")
     specs = table.specs("small", 3)
     assert {s.algo for s in specs} == {"ailboost", "dac", "bc"}
-    assert {s.task for s in specs} == {"dmc/cartpole-swingup", "dmc/ball_in_cup-catch"}
-    assert len(specs) == 2 * 3 * 3 and len({s.run_id for s in specs}) == len(specs)
+    assert {s.task for s in specs} == {"dmc/cartpole-swingup", "dmc/ball_in_cup-catch", "dmc/walker-walk", "Hopper-v5"}
+    assert len(specs) == 4 * 3 * 3 and len({s.run_id for s in specs}) == len(specs)
+    # Hopper-v5 (early termination: the absorbing-state case) runs without action repeat
+    hopper = [s for s in specs if s.task == "Hopper-v5" and s.algo == "dac"][0]
+    assert hopper.params["config"]["action_repeat"] == 1 and hopper.params["config"]["update_every"] == 2
     ail = [s for s in specs if s.algo == "ailboost"][0]
     dac = [s for s in specs if s.algo == "dac"][0]
     # the two adversarial methods share the learner configuration; only AILBoost has alpha

@@ -110,17 +110,19 @@ def test_rollout_beta_zero_labels_in_one_call():
     r.close()
 
 
-@pytest.mark.parametrize("opt", ["adam", "sgd"])
-def test_cli_baselines_run(tmp_path, expert, opt):
-    res = CliRunner().invoke(cli, ["train", "dagger", "--env", ENV, "--steps", "200", "--out", str(tmp_path / opt),
-                                   "--set", f"optimizer={opt}", "--set", "batch_states=100", "--set", "hidden=[8]"])
+@pytest.mark.parametrize("opt_args", [["--set", "optimizer=adam"], ["--optimizer", "sgd"]])
+def test_cli_baselines_run(tmp_path, expert, opt_args):
+    res = CliRunner().invoke(cli, ["train", "dagger", "--env", ENV, "--steps", "200", "--out", str(tmp_path / "r"),
+                                   *opt_args, "--set", "batch_states=100", "--set", "hidden=[8]"])
     assert res.exit_code == 0, res.output
-    assert len(_metrics(tmp_path / opt)) == 2
+    assert len(_metrics(tmp_path / "r")) == 2
+    assert f"optimizer: {opt_args[1].split('=')[-1]}" in (tmp_path / "r" / "config.yaml").read_text()
 
 
 @pytest.mark.parametrize("args, msg", [
     (["--set", "beta=1.5"], "beta"),
     (["--set", "optimizer=lbfgs"], "optimizer"),
+    (["--optimizer", "lbfgs"], "optimizer"),
     (["--set", "inner_steps=0"], "inner_steps"),
     (["--set", "eta=-1"], "eta"),
     (["--set", "batch_states=0"], "batch_states"),
@@ -133,6 +135,11 @@ def test_cli_bad_inputs(tmp_path, expert, args, msg):
     assert res.exit_code == 2, res.output
     assert "error:" in res.output and msg in res.output
     assert len(res.output.strip().splitlines()) == 1
+
+
+def test_cli_optimizer_flag_only_where_there_is_a_choice(tmp_path):
+    res = CliRunner().invoke(cli, ["train", "fql", "--optimizer", "sso", "--dataset", "x", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "--optimizer" in res.output and not (tmp_path / "r").exists()
 
 
 def test_cli_needs_env(tmp_path, expert):

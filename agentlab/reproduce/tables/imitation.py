@@ -26,8 +26,8 @@ from agentlab.reproduce import RunSpec, TableSpec
 
 TASKS = {
     "smoke": ["dmc/cartpole-swingup"],
-    "small": ["dmc/cartpole-swingup", "dmc/ball_in_cup-catch"],
-    "full": ["dmc/cartpole-swingup", "dmc/ball_in_cup-catch", "dmc/walker-walk"],
+    "small": ["dmc/cartpole-swingup", "dmc/ball_in_cup-catch", "dmc/walker-walk", "Hopper-v5"],
+    "full": ["dmc/cartpole-swingup", "dmc/ball_in_cup-catch", "dmc/walker-walk", "Hopper-v5"],
 }
 ALGOS = ("ailboost", "dac", "bc")
 
@@ -46,7 +46,14 @@ LEARNER = {
 ALPHA = {"smoke": 0.5, "small": 0.5, "full": 0.05}
 STEPS = {"smoke": 3000, "small": 12000, "full": 500_000}  # env steps per imitation run
 BC_STEPS = {"smoke": 500, "small": 2000, "full": 20000}  # gradient steps
-EXPERT_STEPS = {"dmc/cartpole-swingup": 50_000, "dmc/ball_in_cup-catch": 40_000, "dmc/walker-walk": 300_000}
+EXPERT_STEPS = {"dmc/cartpole-swingup": 50_000, "dmc/ball_in_cup-catch": 40_000, "dmc/walker-walk": 300_000,
+                "Hopper-v5": 300_000}
+#: which expert each task imitates: our SAC on DeepMind Control; on Hopper-v5 the PPO expert that
+#: also made the hopper-* offline datasets (``agentlab data make hopper-medium``)
+EXPERT_ALGO = {"Hopper-v5": "ppo"}
+#: per-task departures from LEARNER: Hopper-v5 terminates early (the absorbing-state case) and runs
+#: at its native control rate (no action repeat), one SAC update per 2 env steps
+TASK_LEARNER = {"Hopper-v5": {"action_repeat": 1, "update_every": 2}}
 DEMO_EPISODES = 10
 NUM_DEMOS = 1
 EVAL_EPISODES = 5
@@ -71,7 +78,7 @@ def ensure_expert(task: str, log: Any = print) -> Path:
     --env TASK --algo agentlab-sac``: ``agentlab train sac --preset expert``)."""
     from agentlab.experts import train_expert
 
-    return train_expert(task, "agentlab-sac", EXPERT_STEPS[task], seed=0, log=log)
+    return train_expert(task, EXPERT_ALGO.get(task, "agentlab-sac"), EXPERT_STEPS[task], seed=0, log=log)
 
 
 def random_return(task: str, episodes: int = 10) -> float:
@@ -91,7 +98,7 @@ def ensure_demos(task: str, log: Any = print) -> Path:
     if path.is_file():
         return path
     ensure_expert(task, log)
-    expert = load_expert(task, "agentlab-sac", 0)
+    expert = load_expert(task, EXPERT_ALGO.get(task, "agentlab-sac"), 0)
     rmin = random_return(task)
     path.parent.mkdir(parents=True, exist_ok=True)
     ds = collect(expert, task, DEMO_EPISODES, seed=500_000, deterministic=True)
@@ -114,7 +121,7 @@ def specs(budget: str, seeds: int) -> list[RunSpec]:
                     params["steps"] = BC_STEPS[budget]
                 else:
                     params["steps"] = STEPS[budget]
-                    params["config"] = dict(LEARNER[budget])
+                    params["config"] = {**LEARNER[budget], **TASK_LEARNER.get(task, {})}
                     if algo == "ailboost":
                         params["config"]["alpha"] = ALPHA[budget]
                 out.append(RunSpec("imitation", algo, task, seed, budget, params))
@@ -173,7 +180,8 @@ def report(records: list[dict[str, Any]], out_dir: Any, meta: dict[str, Any]) ->
                f"{'x'.join(map(str, lc['hidden']))}, discriminators {'x'.join(map(str, lc.get('disc_hidden', [256, 256])))} "
                f"for both (as in the AILBoost code's DAC baseline), BC 256x256. Discriminator rounds every {lc['round_steps'] * lc['action_repeat']} env steps with "
                f"{lc['disc_updates']} updates (same for both); AILBoost alpha {ALPHA[budget]} (reference 0.05 at "
-               f"the full budget). Experts: our SAC, 64x64, action repeat 4. The 'last learner' column is a "
+               f"the full budget). Experts: our SAC, 64x64, action repeat 4 (DMC); PPO (Hopper-v5, which runs "
+               f"without action repeat, one update per 2 env steps, absorbing states). The 'last learner' column is a "
                f"diagnostic, not AILBoost's output (its output is the mixture).")
     written = write_score_table(rows, out_dir, meta, name="imitation", caption=caption,
                                 col_order=["ailboost", "dac", "bc", "ailboost (last learner)"],
