@@ -271,10 +271,12 @@ def eval_cmd(run_dir: str, episodes: int, env_id: str | None, seed: int, device:
 @click.option("--cpus-per-run", type=float, default=1.0)
 @click.option("--retries", type=int, default=0, help="re-run failed Ray tasks up to N times")
 @click.option("--out", "out_dir", type=click.Path(), help="output directory (default results/TABLE/BUDGET)")
-@click.option("--only", multiple=True, help="restrict to these algorithms or tasks (repeatable)")
+@click.option("--only", multiple=True, help="run only these algorithms or tasks (repeatable); the report "
+              "still covers every stored run")
+@click.option("--report-only", is_flag=True, help="run nothing: rewrite the report from the stored runs")
 def reproduce(table: str, budget: str, seeds: int, backend: str, workers: int, address: str | None,
               gpus_per_run: float, cpus_per_run: float, retries: int, out_dir: str | None,
-              only: tuple[str, ...]) -> None:
+              only: tuple[str, ...], report_only: bool) -> None:
     """Run a result TABLE (resumable: finished runs are skipped) and write TABLE.md/.csv/.png.
 
     Tables: offline, imitation, mbrl, sso, ucip (and `agentlab reproduce list`)."""
@@ -286,7 +288,7 @@ def reproduce(table: str, budget: str, seeds: int, backend: str, workers: int, a
             click.echo(name)
         return
     summary = run_table(table, budget, seeds, out_dir, backend, workers, address, gpus_per_run, cpus_per_run,
-                        retries, only or None, log=click.echo)
+                        retries, only or None, report_only=report_only, log=click.echo)
     for p in summary["written"]:
         click.echo(f"wrote {p}")
     if summary["errors"]:

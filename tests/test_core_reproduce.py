@@ -21,6 +21,27 @@ def test_runner_writes_and_resumes(tmp_path):
     assert [r["result"] for r in s1["records"]] == [r["result"] for r in s2["records"]]
 
 
+def test_only_runs_a_subset_but_reports_the_whole_table(tmp_path):
+    import pytest
+
+    from agentlab.errors import UserError
+
+    out = tmp_path / "t"
+    s1 = run_table("selftest", "smoke", 1, out, only=["bc-small"], log=lambda m: None)
+    assert {r["spec"]["algo"] for r in s1["records"]} == {"bc-small"} and not s1["meta"]["complete"]
+    md = (out / "selftest.md").read_text()
+    assert "INCOMPLETE: 2/4" in md and "--only" not in md  # the regenerate line is the whole table's
+    logs = []
+    s2 = run_table("selftest", "smoke", 1, out, report_only=True, log=logs.append)
+    assert "0 to run" in logs[0] and len(s2["records"]) == 2
+    s3 = run_table("selftest", "smoke", 1, out, only=["linear-8d"], log=lambda m: None)
+    assert len(s3["records"]) == 3  # bc-small on both tasks + bc-large on linear-8d
+    s4 = run_table("selftest", "smoke", 1, out, log=lambda m: None)
+    assert s4["meta"]["complete"] and "INCOMPLETE" not in (out / "selftest.md").read_text()
+    with pytest.raises(UserError, match="no algorithm or task"):
+        run_table("selftest", "smoke", 1, out, only=["nope"], log=lambda m: None)
+
+
 def test_parallel_equals_sequential(tmp_path):
     a = run_table("selftest", "smoke", 1, tmp_path / "a", workers=1, log=lambda m: None)
     b = run_table("selftest", "smoke", 1, tmp_path / "b", workers=2, log=lambda m: None)

@@ -106,21 +106,31 @@ def default_out_dir(table: str, budget: str) -> Path:
 def run_table(name: str, budget: str = "smoke", seeds: int = 3, out_dir: str | Path | None = None,
               backend: str = "local", workers: int = 1, address: str | None = None, gpus_per_run: float = 0.0,
               cpus_per_run: float = 1.0, retries: int = 0, only: Iterable[str] | None = None,
-              log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run (or resume) table ``name`` and write its report. Returns a summary."""
+              report_only: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or resume) table ``name`` and write its report. Returns a summary.
+
+    ``only`` runs the specs whose algorithm or task is listed; the report still covers every
+    stored run of the table (marked INCOMPLETE while some are missing), so a partial run never
+    replaces the whole table by a subset. ``report_only`` runs nothing and rewrites the report.
+    """
     if budget not in BUDGETS:
         raise UserError(f"unknown budget {budget!r} (use {', '.join(BUDGETS)})")
     if seeds < 1:
         raise UserError("--seeds must be at least 1")
     table = get_table(name)
-    executor = make_backend(backend, workers, address, gpus_per_run, cpus_per_run, retries)  # fails early
-    specs = table.specs(budget, seeds)
+    executor = None if report_only else make_backend(backend, workers, address, gpus_per_run, cpus_per_run,
+                                                      retries)  # fails early
+    all_specs = table.specs(budget, seeds)
+    specs = all_specs
     if only:
         only = set(only)
-        specs = [s for s in specs if s.algo in only or s.task in only]
+        specs = [s for s in all_specs if s.algo in only or s.task in only]
+        if not specs:
+            raise UserError(f"--only {', '.join(sorted(only))}: no algorithm or task of table {name!r} "
+                            f"at budget {budget!r} has that name")
     out = Path(out_dir) if out_dir else default_out_dir(name, budget)
     store = ResultStore(out)
-    todo = [s for s in specs if not store.has(s)]
+    todo = [] if report_only else [s for s in specs if not store.has(s)]
     log(f"{name}: {len(specs)} runs, {len(specs) - len(todo)} already done, {len(todo)} to run "
         f"(budget {budget}, seeds {seeds}, backend {backend})")
     errors: dict[str, str] = {}
@@ -138,11 +148,16 @@ def run_table(name: str, budget: str = "smoke", seeds: int = 3, out_dir: str | P
 
     if todo:
         executor.run(table.run, todo, on_result, on_error)
-    records = [r for r in (store.get(s) for s in specs) if r is not None]
+    records = [r for r in (store.get(s) for s in all_specs) if r is not None]
+    # the command that regenerates the whole table (not the subset or report-only call that wrote it)
+    command = f"agentlab reproduce {name} --budget {budget} --seeds {seeds}"
+    if backend != "local":
+        command += f" --backend {backend}"
+    elif workers > 1:
+        command += f" --workers {workers}"
     meta = {"table": name, "budget": budget, "seeds": seeds, "backend": backend, "git_sha": git_sha(short=True),
-            "command": "agentlab " + " ".join(sys.argv[1:]) if "agentlab" in sys.argv[0] else " ".join(sys.argv),
-            "runs_total": len(specs), "runs_done": len(records), "complete": len(records) == len(specs),
-            "failed": sorted(errors), "wall_s": time.perf_counter() - t0}
+            "command": command, "runs_total": len(all_specs), "runs_done": len(records),
+            "complete": len(records) == len(all_specs), "failed": sorted(errors), "wall_s": time.perf_counter() - t0}
     if errors:
         atomic_write_text(out / "errors.json", json.dumps(errors, indent=1))
     written = table.report(records, out, meta) if records else []
