@@ -69,6 +69,11 @@ def _coerce(value: Any, typ: Any, key: str) -> Any:
     if typ is Any:
         return value
     if typing.get_origin(typ) is typing.Literal:
+        if isinstance(value, bool) and not any(isinstance(a, bool) for a in args):
+            # YAML 1.1 reads on/off/yes/no as booleans: map back to the one spelling the field allows
+            spellings = ("on", "yes", "true", "y") if value else ("off", "no", "false", "n")
+            match = [a for a in args if isinstance(a, str) and a.lower() in spellings]
+            value = match[0] if len(match) == 1 else value
         if value not in args:
             raise UserError(f"config key {key!r} must be one of {list(args)}, got {value!r}")
         return value

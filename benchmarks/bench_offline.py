@@ -133,6 +133,8 @@ def main() -> None:
     ap.add_argument("--profile", help="print the torch profiler table of one update of this agent (2x256)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (on a GPU the wall rate is the one to read)")
     ap.add_argument("--json", help="append the result to this file (default benchmarks/results/bench_offline.json)")
+    ap.add_argument("--compile", metavar="MODE", help="also time each agent with torch.compile(agent.losses, "
+                    "mode=MODE) (default, reduce-overhead, max-autotune-no-cudagraphs), side by side with eager")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -155,8 +157,20 @@ def main() -> None:
     algos = args.algos.split(",")
     agents = {(a, s): build(a, SIZES[s], dev) for s in sizes for a in algos}
     flops = {k: count_flops(ag, b) for k, ag in agents.items()}
-    for ag in agents.values():  # warm-up
-        ag.update(b)
+    if args.compile:  # the same agents with the loss graph compiled (the update step itself stays eager)
+        for a in algos:
+            for s in sizes:
+                ag = build(a, SIZES[s], dev)
+                ag.losses = torch.compile(ag.losses, mode=None if args.compile == "default" else args.compile)
+                agents[(f"{a}+compile", s)] = ag
+                flops[(f"{a}+compile", s)] = flops[(a, s)]
+    compile_s = {}
+    for k, ag in agents.items():  # warm-up (and compilation)
+        t0 = time.perf_counter()
+        for _ in range(3 if "+compile" in k[0] else 1):
+            ag.update(b)
+        sync(dev)
+        compile_s[k] = time.perf_counter() - t0
     wall: dict = {k: [] for k in agents}
     cpu: dict = {k: [] for k in agents}
     mm: dict = {s: [] for s in sizes}
@@ -182,7 +196,7 @@ def main() -> None:
         rows.append({"algo": a, "size": s, "updates_per_s_wall": w, "updates_per_s_cpu": c,
                      "gflop_per_update": flops[k] / 1e9, "gflops_achieved": gf,
                      "fraction_of_peak": gf / peak_thread, "matmul_gflops_now": mm_now,
-                     "fraction_of_matmul": gf / mm_now, "jax_ref_2cores": ref[0] if ref else None,
+                     "fraction_of_matmul": gf / mm_now, "warmup_s": compile_s[k], "jax_ref_2cores": ref[0] if ref else None,
                      "jax_ref_1core": ref[1] if ref else None})
     where = torch.cuda.get_device_name() if torch.device(dev).type == "cuda" else f"{args.threads} CPU thread(s)"
     print(f"\nbatch {BATCH}, obs {OBS}, act {ACT}, torch {torch.__version__}, {where}, "
@@ -204,7 +218,13 @@ def main() -> None:
             print(f"\nFiDec / FQL cost ratio at {s}: {ratios[s]:.2f}x "
                   f"(FLOP ratio {by[('fidec', s)]['gflop_per_update'] / by[('fql', s)]['gflop_per_update']:.2f}x; "
                   f"JAX reference {JAX_REF[('fql', s)][0] / JAX_REF[('fidec', s)][0]:.2f}x)")
-    result = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": where, "threads": args.threads, "rounds": args.rounds,
+    for a in algos:
+        for s in sizes:
+            if (f"{a}+compile", s) in by:
+                r, c = by[(a, s)], by[(f"{a}+compile", s)]
+                print(f"torch.compile({args.compile}) {a} {s}: {c['updates_per_s_wall'] / r['updates_per_s_wall']:.2f}x "
+                      f"the eager update rate (wall), warm-up incl. compilation {c['warmup_s']:.0f} s")
+    result = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "compile": args.compile, "device": where, "threads": args.threads, "rounds": args.rounds,
               "load_average_start": load0, "rows": rows, "fidec_over_fql": ratios}
     if args.memory:
         mem = peak_memory_of_full_run()

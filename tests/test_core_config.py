@@ -32,3 +32,19 @@ def test_frozen_and_help():
 def test_bad_values(pairs):
     with pytest.raises(UserError):
         resolve_config(BCConfig, overrides=pairs)
+
+
+def test_yaml_boolean_words_map_back_to_a_literal_spelling():
+    from typing import Literal
+
+    from agentlab.config import AlgoConfig, help_field
+
+    @dataclasses.dataclass(frozen=True)
+    class Switch(AlgoConfig):
+        mode: Literal["off", "fast"] = help_field("fast", "a string choice that YAML would read as a boolean")
+        flag: bool = help_field(True, "a real boolean")
+
+    cfg = resolve_config(Switch, overrides=["mode=off", "flag=off"])
+    assert cfg.mode == "off" and cfg.flag is False
+    with pytest.raises(UserError, match="must be one of"):
+        resolve_config(Switch, overrides=["mode=on"])  # no spelling of True is allowed

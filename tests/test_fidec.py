@@ -229,3 +229,37 @@ def test_deflow_is_fidec_with_identity_metric():
     diff = {f.name for f in dataclasses.fields(FiDecConfig)
             if getattr(FiDecConfig(), f.name) != getattr(DeFlowConfig(), f.name)}
     assert diff == {"fisher"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["fql", "fidec"])
+def test_compiled_loss_graph_matches_eager(algo):
+    """``compile=default`` (torch.compile of the loss graph) computes the same losses and trains the same
+    parameters as eager (with inductor's random ops falling back to eager's RNG stream)."""
+    import torch._inductor.config as inductor_config
+
+    from agentlab.agents import get_algorithm
+    from agentlab.agents.base import spaces_of
+    from agentlab.config import config_from_dict
+
+    a = get_algorithm(algo)
+    g = torch.Generator().manual_seed(0)
+    batch = {"observations": torch.randn(64, 5, generator=g), "actions": torch.rand(64, 2, generator=g) * 2 - 1,
+             "rewards": torch.randn(64, generator=g), "next_observations": torch.randn(64, 5, generator=g),
+             "terminals": torch.zeros(64), "masks": torch.ones(64)}
+    agents, first_info = {}, {}
+    with inductor_config.patch(fallback_random=True):
+        for mode in ("none", "default"):
+            torch.manual_seed(0)
+            agent = a.build_agent(config_from_dict(a.config_cls, {"hidden": [16, 16], "critic_hidden": [16, 16],
+                                                                 "flow_steps": 3, "compile": mode}),
+                                  spaces_of(5, 2))
+            torch.manual_seed(1)
+            first_info[mode] = agent.update(batch)
+            for _ in range(2):
+                agent.update(batch)
+            agents[mode] = agent
+    for k, v in first_info["none"].items():
+        assert torch.allclose(v, first_info["default"][k], rtol=1e-4, atol=1e-5), k
+    for (name, p_eager), (_, p_comp) in zip(agents["none"].named_parameters(), agents["default"].named_parameters()):
+        assert torch.allclose(p_eager, p_comp, atol=1e-4), name

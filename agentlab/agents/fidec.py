@@ -57,8 +57,8 @@ from typing import Any, Literal
 import torch
 
 from agentlab.agents import Algorithm, TrainContext
-from agentlab.agents.base import Agent
 from agentlab.agents.flow import (
+    FlowActorCritic,
     ACTION_CLIP,
     ConditionedMLP,
     EnsembleCritic,
@@ -71,7 +71,6 @@ from agentlab.agents.flow import (
 )
 from agentlab.agents.loops import train_offline
 from agentlab.config import help_field
-from agentlab.nn import polyak_update
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +93,7 @@ class DeFlowConfig(FiDecConfig):
     fisher: Literal["flow", "identity"] = help_field("identity", "metric of the divergence: identity = DeFlow")
 
 
-class FiDecAgent(Agent):
+class FiDecAgent(FlowActorCritic):
     def __init__(self, config: FiDecConfig, spaces: dict[str, Any]):
         super().__init__(spaces)
         self.config = config
@@ -194,19 +193,6 @@ class FiDecAgent(Agent):
                 "train/q_loss": q_loss, "train/q_mean": q_data.mean(), "train/alpha": alpha,
                 "train/delta_mse": delta.pow(2).mean()}
         return terms, {k_: v.detach() for k_, v in info.items()}
-
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        terms, info = self.losses(batch)
-        loss = sum(terms.values())
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip > 0:
-            info["train/grad_norm"] = torch.nn.utils.clip_grad_norm_(self.opt.param_groups[0]["params"],
-                                                                     self.config.grad_clip, foreach=True)
-        self.opt.step()
-        polyak_update(self.target_critic, self.critic, self.config.tau)
-        return info
-
 
 def train(ctx: TrainContext) -> dict[str, float]:
     return train_offline(ctx)

@@ -32,8 +32,8 @@ from typing import Any
 import torch
 
 from agentlab.agents import Algorithm, TrainContext
-from agentlab.agents.base import Agent
 from agentlab.agents.flow import (
+    FlowActorCritic,
     ACTION_CLIP,
     ConditionedMLP,
     EnsembleCritic,
@@ -45,7 +45,6 @@ from agentlab.agents.flow import (
 )
 from agentlab.agents.loops import train_offline
 from agentlab.config import help_field
-from agentlab.nn import polyak_update
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +53,7 @@ class FQLConfig(FlowActorCriticConfig):
     alpha: float = help_field(10.0, "weight of the distillation loss (reference: 3-1000 per task)")
 
 
-class FQLAgent(Agent):
+class FQLAgent(FlowActorCritic):
     def __init__(self, config: FQLConfig, spaces: dict[str, Any]):
         super().__init__(spaces)
         self.config = config
@@ -108,19 +107,6 @@ class FQLAgent(Agent):
         info = {"train/critic_loss": critic_loss, "train/bc_flow_loss": bc_loss, "train/distill_loss": distill,
                 "train/q_loss": q_loss, "train/q_mean": q_data.mean()}
         return terms, {k: v.detach() for k, v in info.items()}
-
-    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        terms, info = self.losses(batch)
-        loss = sum(terms.values())
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip > 0:
-            info["train/grad_norm"] = torch.nn.utils.clip_grad_norm_(self.opt.param_groups[0]["params"],
-                                                                     self.config.grad_clip, foreach=True)
-        self.opt.step()
-        polyak_update(self.target_critic, self.critic, self.config.tau)
-        return info
-
 
 def train(ctx: TrainContext) -> dict[str, float]:
     return train_offline(ctx)
