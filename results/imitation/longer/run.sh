@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# AILBoost vs DAC on dmc/cartpole-swingup at 5x the `small` table's env steps (60k), seeds 0-1.
+# AILBoost vs DAC at 5x the `small` table's env steps (60k) on one DeepMind Control task.
 #
-#   bash results/imitation/longer/run.sh [SEEDS...]     # default: 0 1; skips finished runs
+#   TASK=cartpole-swingup bash results/imitation/longer/run.sh [SEEDS...]   # default seeds 0 1 2; skips finished runs
+#   TASK=walker-walk bash results/imitation/longer/run.sh
 #
 # Same learner configuration as `agentlab reproduce imitation --budget small` (64x64 SAC, action
 # repeat 4, discriminator round every 500 agent steps with 100 updates, 1 demonstration from the
@@ -12,17 +13,18 @@
 # the table.
 set -eu
 cd "$(dirname "$0")/../../.."
-DEMOS=${AGENTLAB_DATA:-$HOME/.cache/agentlab/datasets}/demos/dmc_cartpole-swingup-expert.hdf5
+TASK=${TASK:-cartpole-swingup}
+DEMOS=${AGENTLAB_DATA:-$HOME/.cache/agentlab/datasets}/demos/dmc_${TASK}-expert.hdf5
 SETS=(--set hidden=[64,64] --set action_repeat=4 --set seed_steps=500 --set update_every=1 --set batch_size=256
       --set round_steps=500 --set disc_updates=100 --set disc_hidden=[64,64] --set actor_lr=0.001
       --set critic_lr=0.001 --set alpha_lr=0.001)
-seeds=("$@"); [ ${#seeds[@]} -eq 0 ] && seeds=(0 1)
+seeds=("$@"); [ ${#seeds[@]} -eq 0 ] && seeds=(0 1 2)
 for seed in "${seeds[@]}"; do
   for algo in ailboost dac; do
-    name=${algo}_s${seed}
+    name=$TASK/${algo}_s${seed}
     [ -f "results/imitation/longer/$name/metrics.csv" ] && continue
     extra=(); [ "$algo" = ailboost ] && extra=(--set alpha=0.11)
-    OMP_NUM_THREADS=1 .venv/bin/agentlab train "$algo" --env dmc/cartpole-swingup --demos "$DEMOS" --num-demos 1 \
+    OMP_NUM_THREADS=1 .venv/bin/agentlab train "$algo" --env "dmc/$TASK" --demos "$DEMOS" --num-demos 1 \
       --steps 60000 --seed "$seed" --eval-every 12000 --eval-episodes 5 --log-every 4000 "${SETS[@]}" "${extra[@]}" \
       --out "runs/imitation_longer/$name" --force
     mkdir -p "results/imitation/longer/$name"
