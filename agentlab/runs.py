@@ -102,6 +102,26 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+@contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on the file ``path`` (created if missing) for the block.
+
+    Blocks until the lock is free: parallel workers that need the same shared artefact (an expert,
+    a demonstration file) wait for the first one to make it instead of making it twice. The OS
+    releases the lock when its holder dies, so a killed worker leaves no stale lock.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def git_sha(short: bool = False) -> str:
     root = Path(__file__).resolve().parent.parent
     try:

@@ -81,3 +81,34 @@ def test_meta_json(tmp_path, pendulum_dataset):
     train("bc", tmp_path / "r", steps=2, dataset=str(pendulum_dataset), device="cpu")
     meta = json.loads((tmp_path / "r" / "meta.json").read_text())
     assert {"versions", "git_sha", "command"} <= set(meta) and "torch" in meta["versions"]
+
+
+def _hold_lock_then_write(lock: str, out: str, started: str) -> None:
+    import time
+    from pathlib import Path
+
+    from agentlab.runs import exclusive_lock
+
+    with exclusive_lock(lock):
+        Path(started).touch()
+        time.sleep(1.0)
+        Path(out).write_text("made")
+
+
+def test_exclusive_lock_makes_a_second_process_wait(tmp_path):
+    import multiprocessing as mp
+    import time
+
+    from agentlab.runs import exclusive_lock
+
+    lock, out, started = tmp_path / "x.lock", tmp_path / "x", tmp_path / "started"
+    p = mp.get_context("spawn").Process(target=_hold_lock_then_write, args=(str(lock), str(out), str(started)))
+    p.start()
+    deadline = time.time() + 60
+    while not started.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert started.exists()
+    with exclusive_lock(lock):  # blocks until the other process has written its file
+        assert out.read_text() == "made"
+    p.join(10)
+    assert p.exitcode == 0

@@ -94,19 +94,25 @@ def ensure_demos(task: str, log: Any = print) -> Path:
     """Collect the expert demonstrations (deterministic expert) with reference returns in metadata."""
     from agentlab.experts import collect, load_expert
 
+    from agentlab.runs import exclusive_lock
+
     path = demos_path(task)
     if path.is_file():
         return path
-    ensure_expert(task, log)
-    expert = load_expert(task, EXPERT_ALGO.get(task, "agentlab-sac"), 0)
-    rmin = random_return(task)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds = collect(expert, task, DEMO_EPISODES, seed=500_000, deterministic=True)
-    ds.metadata.update({"ref_min_score": rmin, "ref_max_score": ds.metadata["expert_return_mean"],
-                        "normalisation": "100 (R - random) / (expert - random)"})
-    from agentlab.data import save_d4rl
+    # parallel workers starting on a new task wait here for the first one to train the expert and
+    # collect the demonstrations, instead of doing both twice (or failing on the expert's lock)
+    with exclusive_lock(path.with_name(path.name + ".lock")):
+        if path.is_file():
+            return path
+        ensure_expert(task, log)
+        expert = load_expert(task, EXPERT_ALGO.get(task, "agentlab-sac"), 0)
+        rmin = random_return(task)
+        ds = collect(expert, task, DEMO_EPISODES, seed=500_000, deterministic=True)
+        ds.metadata.update({"ref_min_score": rmin, "ref_max_score": ds.metadata["expert_return_mean"],
+                            "normalisation": "100 (R - random) / (expert - random)"})
+        from agentlab.data import save_d4rl
 
-    save_d4rl(ds, path)
+        save_d4rl(ds, path)
     log(f"demos for {task}: expert return {ds.metadata['expert_return_mean']:.1f}, random {rmin:.1f} -> {path}")
     return path
 
