@@ -10,14 +10,16 @@ from agentlab.errors import UserError
 
 
 def evaluate(policy: Any, env_id: str, episodes: int = 10, seed: int = 0, ref_scores: Any = None,
-             max_parallel: int = 10, env_kwargs: dict | None = None) -> dict[str, float]:
+             max_parallel: int = 10, env_kwargs: dict | None = None, envs: list | None = None) -> dict[str, float]:
     """Run ``episodes`` episodes of ``policy`` (anything with ``.act(batched_obs)``).
 
     Episodes run in groups of up to ``max_parallel`` environments whose observations are acted on
     as one batch (one network call per step for the whole group). Episode ``i`` is reset with
     ``seed + i``, so results do not depend on ``max_parallel``. Returns the mean/std return, mean
     length and, when reference scores are known (``ref_scores``: a dataset, a metadata dict or a
-    D4RL name), the normalised score on the 0-100 scale.
+    D4RL name), the normalised score on the 0-100 scale. ``envs``: environments of ``env_id`` to
+    reuse instead of making new ones (they are left open; at most ``len(envs)`` episodes run at a
+    time) -- for callers that evaluate often on environments that are costly to build.
     """
     from agentlab.envs import make_env
 
@@ -26,13 +28,15 @@ def evaluate(policy: Any, env_id: str, episodes: int = 10, seed: int = 0, ref_sc
     # a mixture policy that draws a member per episode asks for fewer parallel episodes
     max_parallel = max(1, min(max_parallel, int(getattr(getattr(policy, "agent", policy), "eval_max_parallel",
                                                         max_parallel))))
+    if envs is not None:
+        max_parallel = min(max_parallel, len(envs))
     returns, lengths, successes = [], [], []
     for start in range(0, episodes, max_parallel):
         n = min(max_parallel, episodes - start)
-        envs = [make_env(env_id, **(env_kwargs or {})) for _ in range(n)]
+        group = envs[:n] if envs is not None else [make_env(env_id, **(env_kwargs or {})) for _ in range(n)]
         if hasattr(policy, "reset"):
             policy.reset(n, seed + start)
-        obs = np.stack([e.reset(seed=seed + start + i)[0] for i, e in enumerate(envs)])
+        obs = np.stack([e.reset(seed=seed + start + i)[0] for i, e in enumerate(group)])
         ret = np.zeros(n)
         length = np.zeros(n, dtype=int)
         success = np.zeros(n, dtype=bool)
@@ -41,16 +45,17 @@ def evaluate(policy: Any, env_id: str, episodes: int = 10, seed: int = 0, ref_sc
             idx = np.flatnonzero(alive)
             actions = np.asarray(policy.act(obs[idx]))
             for j, i in enumerate(idx):
-                a = np.clip(actions[j], envs[i].action_space.low, envs[i].action_space.high)
-                o, r, term, trunc, info = envs[i].step(a)
+                a = np.clip(actions[j], group[i].action_space.low, group[i].action_space.high)
+                o, r, term, trunc, info = group[i].step(a)
                 ret[i] += r
                 length[i] += 1
                 success[i] |= bool(info.get("success", False) or info.get("is_success", False))
                 obs[i] = o
                 if term or trunc:
                     alive[i] = False
-        for e in envs:
-            e.close()
+        if envs is None:
+            for e in group:
+                e.close()
         returns.extend(ret.tolist())
         lengths.extend(length.tolist())
         successes.extend(success.tolist())

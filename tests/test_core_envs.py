@@ -40,3 +40,31 @@ def test_pointmaze_observation_holds_goal():
     assert obs.shape == (6,)
     if goal is not None:
         np.testing.assert_allclose(obs[4:], goal, atol=1e-5)
+
+
+def test_evaluate_reuses_given_environments():
+    """``evaluate(envs=...)`` gives the same episodes as fresh environments and leaves them open."""
+    import numpy as np
+
+    from agentlab.envs import make_env
+    from agentlab.evaluation import evaluate
+
+    class Constant:
+        def act(self, obs):
+            return np.full((len(obs), 1), 0.3, np.float32)
+
+    import gymnasium as gym
+
+    class CountResets(gym.Wrapper):
+        resets = 0
+
+        def reset(self, **kwargs):
+            self.resets += 1
+            return self.env.reset(**kwargs)
+
+    env = CountResets(make_env("Pendulum-v1"))
+    fresh = evaluate(Constant(), "Pendulum-v1", episodes=3, seed=5)
+    reused = evaluate(Constant(), "Pendulum-v1", episodes=3, seed=5, envs=[env])
+    assert fresh == reused and env.resets == 3  # one env, reset once per episode
+    env.reset(seed=0)  # still open
+    env.close()

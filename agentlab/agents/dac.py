@@ -240,42 +240,21 @@ _EVAL_ENVS: dict[str, Any] = {}
 
 
 def eval_with_refs(ctx: TrainContext, policy_agent: Any, demos_meta: dict[str, Any]) -> dict[str, float]:
-    """Evaluate on the raw env, one episode at a time (episode ``i`` reset with seed ``s + i``, as
-    :func:`agentlab.evaluation.evaluate` with ``max_parallel=1``), reusing one cached environment:
-    building a DeepMind Control env compiles its model, which costs more than a short episode.
-    Normalised with the demos' reference scores (random / expert) when present."""
-    import numpy as np
-
+    """Evaluate on the raw env one episode at a time (action repeat holds one action per episode),
+    reusing one cached environment per env id: building a DeepMind Control env compiles its model,
+    which costs more than a short episode. Normalised with the demos' reference scores (random /
+    expert) when present."""
     from agentlab.agents.loops import evaluation_seed
-    from agentlab.data.scores import normalized_score
     from agentlab.envs import make_env
+    from agentlab.evaluation import evaluate
     from agentlab.policy import Policy
 
-    env = _EVAL_ENVS.get(ctx.env_id)
-    if env is None:
-        env = _EVAL_ENVS[ctx.env_id] = make_env(ctx.env_id)
+    env = _EVAL_ENVS.get(ctx.env_id) or _EVAL_ENVS.setdefault(ctx.env_id, make_env(ctx.env_id))
     was = policy_agent.training
-    policy = Policy(policy_agent, ctx.device)
-    seed = evaluation_seed(ctx.seed)
-    returns, lengths = [], []
-    for i in range(ctx.eval_episodes):
-        policy.reset(1, seed + i)
-        obs, _ = env.reset(seed=seed + i)
-        ret, n, done = 0.0, 0, False
-        while not done:
-            a = np.clip(policy.act(obs), env.action_space.low, env.action_space.high)
-            obs, r, term, trunc, _ = env.step(a)
-            ret, n, done = ret + float(r), n + 1, term or trunc
-        returns.append(ret)
-        lengths.append(n)
+    res = evaluate(Policy(policy_agent, ctx.device), ctx.env_id, ctx.eval_episodes, evaluation_seed(ctx.seed),
+                   demos_meta, max_parallel=1, envs=[env])
     policy_agent.train(was)
-    out = {"eval/return_mean": float(np.mean(returns)), "eval/return_std": float(np.std(returns)),
-           "eval/length_mean": float(np.mean(lengths))}
-    try:
-        out["eval/normalized_score"] = float(np.mean(normalized_score(demos_meta, returns)))
-    except UserError:
-        pass
-    return out
+    return {f"eval/{k}": v for k, v in res.items() if k != "episodes"}
 
 
 def train(ctx: TrainContext) -> dict[str, float]:
