@@ -132,7 +132,6 @@ class AILBoostAgent(DACAgent):
 
 
 class AILBoostLearner(DACLearner):
-    step = 0
     def start_round(self, step: int, buffer: ReplayBuffer) -> None:
         c = self.config
         first = len(self.agent.member_weights) == 0
@@ -143,14 +142,10 @@ class AILBoostLearner(DACLearner):
     def sample_agent(self, buffer: ReplayBuffer, n: int) -> tuple[dict[str, torch.Tensor], None]:
         return buffer.sample(n, weighted=True), None  # samples drawn from d_mix
 
-    def after_step(self, step: int, buffer: ReplayBuffer) -> dict[str, torch.Tensor]:
-        self.step = step
-        return super().after_step(step, buffer)
-
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, final: bool = False) -> dict[str, float]:
         agent = self.agent
         out = eval_with_refs(self.ctx, agent, self.demos_meta)  # the mixture (the method's output)
-        if self.step * self.config.action_repeat >= self.ctx.steps - self.config.action_repeat + 1:
+        if final:
             # at the end, the latest learner alone too (a diagnostic, not the method's output)
             agent.use_mixture = False
             last = eval_with_refs(self.ctx, agent, self.demos_meta)

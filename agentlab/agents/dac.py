@@ -262,7 +262,7 @@ def train(ctx: TrainContext) -> dict[str, float]:
 
     agent, expert, ds = build_imitation(ctx, DACAgent)
     learner = DACLearner(ctx, agent, expert)
-    learner.evaluate = lambda: eval_with_refs(ctx, agent, ds.metadata)  # type: ignore[method-assign]
+    learner.evaluate = lambda final=False: eval_with_refs(ctx, agent, ds.metadata)  # type: ignore[method-assign]
     return train_online(ctx, learner)
 
 

@@ -8,7 +8,7 @@ they bootstrap) -> ``learner.after_step(step, buffer)`` (gradient updates, discr
 
 A learner supplies ``agent`` (an :class:`agentlab.agents.base.Agent` with ``explore``),
 ``config`` (with ``seed_steps`` and ``buffer_size``), ``wrap_env(env)``, ``after_step``,
-``evaluate()``, ``extra_state()`` and ``load_extra_state(state)``. Checkpoints hold the agent, its
+``evaluate(final)`` (``final``: the run's last evaluation), ``extra_state()`` and ``load_extra_state(state)``. Checkpoints hold the agent, its
 optimisers, the replay buffer, the learner's extra state and the RNG states, so a killed run
 resumes (the interrupted episode restarts from a fresh reset).
 """
@@ -89,7 +89,7 @@ def train_online(ctx: TrainContext, learner: Any) -> dict[str, float]:
                     row["train/episode_return"] = float(np.mean(recent_returns[-10:]))
                     row["train/episodes"] = float(episodes)
                 if do_eval:
-                    row.update(learner.evaluate())
+                    row.update(learner.evaluate(final=step == total))
                 ctx.run.log(step * repeat, row)
                 final = row
                 bar.update(step * repeat)

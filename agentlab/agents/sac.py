@@ -226,7 +226,7 @@ class SACLearner:
                 info = self.agent.update(buffer.sample(c.batch_size), fn)
         return info
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, final: bool = False) -> dict[str, float]:
         from agentlab.agents.loops import evaluate_agent
 
         return evaluate_agent(self.ctx, self.agent)
