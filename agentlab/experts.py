@@ -329,7 +329,8 @@ def _train_agentlab_sac(env_id: str, steps: int, seed: int, path: Path, log: Any
     run = path / "run"
     done = 0
     if (run / "metrics.csv").is_file():
-        rows = list(csv.DictReader(open(run / "metrics.csv")))
+        with open(run / "metrics.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
         done = int(float(rows[-1]["step"])) if rows else 0
     if not (run / "model.pt").is_file():
         log(f"training agentlab SAC expert for {env_id} ({steps} env steps)")

@@ -58,10 +58,10 @@ import torch
 
 from agentlab.agents import Algorithm, TrainContext
 from agentlab.agents.flow import (
-    FlowActorCritic,
     ACTION_CLIP,
     ConditionedMLP,
     EnsembleCritic,
+    FlowActorCritic,
     FlowActorCriticConfig,
     VelocityField,
     flow_matching_loss,
@@ -193,6 +193,7 @@ class FiDecAgent(FlowActorCritic):
                 "train/q_loss": q_loss, "train/q_mean": q_data.mean(), "train/alpha": alpha,
                 "train/delta_mse": delta.pow(2).mean()}
         return terms, {k_: v.detach() for k_, v in info.items()}
+
 
 def train(ctx: TrainContext) -> dict[str, float]:
     return train_offline(ctx)

@@ -26,18 +26,17 @@ whose gradient reaches only the action (for actor losses), and the reference ini
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Literal
 
-import dataclasses
 import torch
-
-from agentlab.config import AlgoConfig, help_field
 from torch import nn
 from torch.func import functional_call
 
 from agentlab.agents.base import Agent
+from agentlab.config import AlgoConfig, help_field
 from agentlab.nn import ACTIVATIONS, MLP, EnsembleLinear, EnsembleMLP, polyak_update
 
 #: actions used as flow targets are clipped to this magnitude (the reference clips to 1 - 1e-5)

@@ -33,10 +33,10 @@ import torch
 
 from agentlab.agents import Algorithm, TrainContext
 from agentlab.agents.flow import (
-    FlowActorCritic,
     ACTION_CLIP,
     ConditionedMLP,
     EnsembleCritic,
+    FlowActorCritic,
     FlowActorCriticConfig,
     VelocityField,
     flow_matching_loss,
@@ -107,6 +107,7 @@ class FQLAgent(FlowActorCritic):
         info = {"train/critic_loss": critic_loss, "train/bc_flow_loss": bc_loss, "train/distill_loss": distill,
                 "train/q_loss": q_loss, "train/q_mean": q_data.mean()}
         return terms, {k: v.detach() for k, v in info.items()}
+
 
 def train(ctx: TrainContext) -> dict[str, float]:
     return train_offline(ctx)

@@ -9,8 +9,8 @@ Client; no address starts a local Ray instance. Ray is optional: ``pip install a
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 from agentlab.errors import UserError
 from agentlab.reproduce import RunSpec

@@ -156,7 +156,8 @@ def run(spec: RunSpec) -> dict[str, Any]:
                       num_demos=p["num_demos"], force=True, eval_every=max(steps // 3, 1),
                       eval_episodes=EVAL_EPISODES, overrides=[f"{k}={v}" for k, v in p["config"].items()],
                       log_every=4000)
-    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    with open(out / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     curve = [[int(float(r["step"])), float(r["eval/normalized_score"])] for r in rows if r.get("eval/normalized_score")]
     res = {"score": float(final["eval/normalized_score"]), "return": float(final["eval/return_mean"]),
            "curve": curve, "steps": steps}
