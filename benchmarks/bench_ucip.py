@@ -113,17 +113,20 @@ def bench_wrapper(steps: int, repeats: int) -> dict:
                 e.reset()
         return n_ep
 
+    def min_cpu_times(env_a, env_b) -> tuple[float, float]:
+        """Minimum process CPU time of ``loop`` over ``repeats`` interleaved runs of each env (CPU time
+        is robust to other load on the box; interleaving exposes both to the same conditions)."""
+        times: tuple[list[float], list[float]] = ([], [])
+        for _ in range(repeats):
+            for e, ts in zip((env_a, env_b), times):
+                t = time.process_time()
+                loop(e)
+                ts.append(time.process_time() - t)
+        return min(times[0]), min(times[1])
+
     loop(raw_env)
     loop(wrapped_env)
-    raw_t, wr_t = [], []
-    for _ in range(repeats):  # interleaved; CPU time of this process (robust to other load on the box)
-        t = time.process_time()
-        loop(raw_env)
-        raw_t.append(time.process_time() - t)
-        t = time.process_time()
-        loop(wrapped_env)
-        wr_t.append(time.process_time() - t)
-    raw, wr = min(raw_t), min(wr_t)
+    raw, wr = min_cpu_times(raw_env, wrapped_env)
 
     # the wrapper's own cost, isolated: the same wrapper around a stub env with HalfCheetah's spaces
     # (free steps, 1000-step episodes), minus the stub's own loop
@@ -143,16 +146,8 @@ def bench_wrapper(steps: int, repeats: int) -> dict:
             self.o = obs[self.t % len(obs)].astype(np.float64)
             return self.o, 0.0, False, self.t >= 1000, {}
 
-    stub, stub_w = Stub(), UCIPMonitor(Stub(), det)
-    s_t, sw_t = [], []
-    for _ in range(repeats):
-        t = time.process_time()
-        loop(stub)
-        s_t.append(time.process_time() - t)
-        t = time.process_time()
-        loop(stub_w)
-        sw_t.append(time.process_time() - t)
-    iso_us = 1e6 * (min(sw_t) - min(s_t)) / steps
+    stub_t, stub_wrapped_t = min_cpu_times(Stub(), UCIPMonitor(Stub(), det))
+    iso_us = 1e6 * (stub_wrapped_t - stub_t) / steps
     raw_us = 1e6 * raw / steps
     return {"steps": steps, "raw_steps_per_s": steps / raw, "wrapped_steps_per_s": steps / wr,
             "overhead_pct": 100 * (wr / raw - 1), "overhead_us_per_step": 1e6 * (wr - raw) / steps,
