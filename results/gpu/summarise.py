@@ -6,7 +6,8 @@ Reads ``results/gpu/runs/*/metrics.csv`` (unpack ``gpu_runs.tar.gz`` there first
 (1) DAgger on Hopper-v5 on the GPU: final and run-averaged expert-normalised return per optimiser,
 training wall-clock (rollouts + updates, evaluation excluded) and the wall-clock at which each seed
 first reached ``--threshold`` % of the expert; (2) the full-size offline runs: steps reached,
-update rate and the evaluation curve.
+update rate and the evaluation curve; (3) the compiled vs eager FiDec training runs
+(``compile_*_metrics.csv``): update rate between log points.
 """
 
 from __future__ import annotations
@@ -63,6 +64,21 @@ def offline() -> None:
         print(f"| {run.name.removeprefix('offline_')} | {rs[-1]['step']} | {statistics.median(rates):.0f} | {curve} |")
 
 
+def compiled_vs_eager() -> None:
+    """FiDec training runs with and without the compiled loss graph (``compile_*_metrics.csv``).
+
+    ``time/updates_per_s`` in metrics.csv is the average since the start of the run (compilation
+    included); the rate between consecutive log points is recovered from it."""
+    print("| run | updates/s between log points | seconds to the first log point (500 steps) |")
+    print("|---|---|---|")
+    for path in sorted(HERE.glob("compile_*_metrics.csv")):
+        with open(path, newline="") as f:
+            rs = [r for r in csv.DictReader(f) if r.get("time/updates_per_s")]
+        t = [(int(r["step"]), int(r["step"]) / float(r["time/updates_per_s"])) for r in rs]
+        rates = [(s1 - s0) / (t1 - t0) for (s0, t0), (s1, t1) in zip(t, t[1:])]
+        print(f"| {path.name} | {', '.join(f'{x:.0f}' for x in rates)} | {t[0][1]:.1f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threshold", type=float, default=10.0, help="% of the expert's return for the wall-clock column")
@@ -71,6 +87,8 @@ def main() -> None:
     dagger(args.threshold)
     print("\n## Offline, hopper-medium, reference sizes (4x512), on the GPU\n")
     offline()
+    print("\n## FiDec training on the GPU, compiled loss graph vs eager (hopper-medium, 4x512)\n")
+    compiled_vs_eager()
 
 
 if __name__ == "__main__":
