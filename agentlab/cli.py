@@ -17,6 +17,7 @@ import click
 
 from agentlab import __version__
 from agentlab.errors import UserError
+from agentlab.options import RunOptions
 
 #: command name -> "module:attribute" of a click command or group defined by a method module
 COMMAND_MODULES: dict[str, str] = {
@@ -138,6 +139,9 @@ def envs_check(env_id: str) -> None:
     click.echo(f"{env_id}: check_env passed")
 
 
+_RUN_DEFAULTS = RunOptions()
+
+
 # -- train / eval --------------------------------------------------------------------------------
 @cli.command(context_settings={"show_default": True})
 @click.argument("algo", required=False)
@@ -146,26 +150,28 @@ def envs_check(env_id: str) -> None:
 @click.option("--demos", help="demonstrations file (imitation algorithms)")
 @click.option("--num-demos", type=int, help="use the first N demonstration episodes")
 @click.option("--steps", type=int, help="training steps (gradient steps offline, env steps online)")
-@click.option("--seed", type=int, default=0)
+@click.option("--seed", type=int, help=f"random seed [default: {_RUN_DEFAULTS.seed}]")
 @click.option("--out", "out", type=click.Path(), help="run directory to create")
 @click.option("--config", "config_file", type=click.Path(), help="YAML file with config values")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a config value (repeatable)")
 @click.option("--preset", help="named config preset, e.g. small or smoke (default: full = reference values)")
 @click.option("--optimizer", help="for algorithms with an optimizer choice (dagger): sso | adam | sgd "
               "(same as --set optimizer=NAME)")
-@click.option("--device", default="auto", help="auto | cpu | cuda")
-@click.option("--eval-every", type=int, default=0, help="evaluate every N steps (needs --env; 0 = at the end)")
-@click.option("--eval-episodes", type=int, default=10, help="episodes per evaluation (0 = no evaluation)")
-@click.option("--checkpoint-every", type=int, default=0, help="0 = every steps/10")
-@click.option("--log-every", type=int, default=100)
+@click.option("--device", help=f"auto | cpu | cuda [default: {_RUN_DEFAULTS.device}]")
+@click.option("--eval-every", type=int, help="evaluate every N steps (needs --env; 0 = at the end) "
+              f"[default: {_RUN_DEFAULTS.eval_every}]")
+@click.option("--eval-episodes", type=int, help="episodes per evaluation (0 = no evaluation) "
+              f"[default: {_RUN_DEFAULTS.eval_episodes}]")
+@click.option("--checkpoint-every", type=int, help=f"0 = every steps/10 [default: {_RUN_DEFAULTS.checkpoint_every}]")
+@click.option("--log-every", type=int, help=f"log a metrics row every N steps [default: {_RUN_DEFAULTS.log_every}]")
 @click.option("--resume", "resume_dir", type=click.Path(), help="continue the run in this directory")
 @click.option("--force", is_flag=True, help="overwrite an existing run directory")
 @click.option("--tensorboard", is_flag=True, help="also write TensorBoard events")
 @click.option("--help-config", is_flag=True, help="list ALGO's config keys with defaults and exit")
 def train(algo: str | None, env_id: str | None, dataset: str | None, demos: str | None, num_demos: int | None,
-          steps: int | None, seed: int, out: str | None, config_file: str | None, overrides: tuple[str, ...],
-          optimizer: str | None, preset: str | None, device: str, eval_every: int, eval_episodes: int, checkpoint_every: int,
-          log_every: int, resume_dir: str | None, force: bool, tensorboard: bool, help_config: bool) -> None:
+          steps: int | None, seed: int | None, out: str | None, config_file: str | None, overrides: tuple[str, ...],
+          optimizer: str | None, preset: str | None, device: str | None, eval_every: int | None,
+          eval_episodes: int | None, checkpoint_every: int | None, log_every: int | None, resume_dir: str | None, force: bool, tensorboard: bool, help_config: bool) -> None:
     """Train ALGO and write a run directory (config.yaml, metrics.csv, model.pt, meta.json).
 
     \b
@@ -176,7 +182,8 @@ def train(algo: str | None, env_id: str | None, dataset: str | None, demos: str 
     Examples:
       agentlab train fql --dataset hopper-medium --env Hopper-v5 --steps 100000 --out runs/fql
       agentlab train fidec ... --set target_divergence=0.005 --set hidden=[256,256]
-      agentlab train --resume runs/fql
+      agentlab train --resume runs/fql --steps 200000   # extend; new --set values are applied
+                                                        # and recorded in config.yaml / meta.json
     """
     from agentlab.agents import get_algorithm
     from agentlab.config import describe_config
@@ -194,6 +201,8 @@ def train(algo: str | None, env_id: str | None, dataset: str | None, demos: str 
 
     if resume_dir is None and out is None:
         raise UserError("--out RUN_DIR is required (or --resume RUN_DIR)")
+    if resume_dir is not None and out is not None and resume_dir != out:
+        raise UserError("pass either --out RUN_DIR (a new run) or --resume RUN_DIR, not both")
     if eval_every and env_id is None and resume_dir is None:
         raise UserError("--eval-every needs --env")
     if optimizer is not None:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import yaml
 
 from agentlab.errors import UserError
+from agentlab.files import atomic_write_text
 
 C = TypeVar("C", bound="AlgoConfig")
 
@@ -24,6 +25,9 @@ C = TypeVar("C", bound="AlgoConfig")
 @dataclasses.dataclass(frozen=True)
 class AlgoConfig:
     """Base class of algorithm configs (frozen: a config never changes after a run starts)."""
+
+    def validate(self) -> None:
+        """Raise :class:`UserError` for inconsistent values; called before any run directory exists."""
 
 
 def help_field(default: Any, help: str, **kwargs: Any) -> Any:
@@ -154,9 +158,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def resolve_config(cls: type[C], yaml_path: str | Path | None = None, overrides: Iterable[str] = (),
-                   preset: dict[str, Any] | None = None) -> C:
-    """Defaults <- preset (e.g. a budget) <- YAML file <- ``--set`` overrides."""
-    cfg = cls()
+                   preset: dict[str, Any] | None = None, base: C | None = None) -> C:
+    """Defaults (or ``base``) <- preset (e.g. a budget) <- YAML file <- ``--set`` overrides, validated."""
+    cfg = base if base is not None else cls()
     if preset:
         cfg = config_from_dict(cls, preset, cfg)
     if yaml_path is not None:
@@ -166,12 +170,11 @@ def resolve_config(cls: type[C], yaml_path: str | Path | None = None, overrides:
     ov = parse_overrides(overrides)
     if ov:
         cfg = config_from_dict(cls, ov, cfg)
+    cfg.validate()
     return cfg
 
 
 def save_yaml(data: dict[str, Any], path: str | Path) -> None:
-    from agentlab.runs import atomic_write_text
-
     atomic_write_text(Path(path), yaml.safe_dump(data, sort_keys=False))
 
 

@@ -286,7 +286,7 @@ def train_expert(env_id: str, algo: str = "ppo", steps: int | None = None, seed:
     every = int(snapshot_every or DEFAULT_SNAPSHOT_EVERY[algo])
     path = expert_dir(env_id, algo, seed)
     if force and path.exists():
-        with _TrainingLock(path, env_id):  # refuses while another process trains it
+        with _training_lock(path, env_id):  # refuses while another process trains it
             pass
         shutil.rmtree(path)
     meta = _read_meta(path)
@@ -297,7 +297,7 @@ def train_expert(env_id: str, algo: str = "ppo", steps: int | None = None, seed:
         return path
     snap = path / "snapshots"
     snap.mkdir(parents=True, exist_ok=True)
-    with _TrainingLock(path, env_id):
+    with _training_lock(path, env_id):
         return _train(env_id, algo, steps, seed, every, path, snap, log)
 
 
@@ -346,43 +346,13 @@ def _train_agentlab_sac(env_id: str, steps: int, seed: int, path: Path, log: Any
     return path
 
 
-class _TrainingLock:
+def _training_lock(path: Path, env_id: str) -> Any:
     """One training process per expert directory (a second one would corrupt the snapshots)."""
+    from agentlab.files import exclusive_lock
 
-    def __init__(self, path: Path, env_id: str):
-        self.file, self.env_id = path / "training.lock", env_id
-
-    def __enter__(self) -> None:
-        for _ in range(2):
-            try:
-                fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                try:
-                    pid = int(self.file.read_text().strip() or 0)
-                except (OSError, ValueError):
-                    pid = 0
-                if pid and _alive(pid):
-                    raise UserError(f"the expert for {self.env_id} is being trained by process {pid} "
-                                    f"({self.file.parent}); wait for it to finish") from None
-                self.file.unlink(missing_ok=True)  # stale lock of a killed run
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            return
-        raise UserError(f"cannot lock {self.file}")
-
-    def __exit__(self, *exc: object) -> None:
-        self.file.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return exclusive_lock(path / "training.lock", wait=False,
+                          busy=f"the expert for {env_id} is being trained by another process ({path}); "
+                               "wait for it to finish")
 
 
 def _train(env_id: str, algo: str, steps: int, seed: int, every: int, path: Path, snap: Path, log: Any) -> Path:

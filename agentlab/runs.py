@@ -16,10 +16,7 @@ import platform
 import random
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +24,14 @@ import numpy as np
 import torch
 
 from agentlab.errors import UserError
+from agentlab.files import atomic_path, atomic_write_bytes, atomic_write_text, exclusive_lock
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.csv"
 META_FILE = "meta.json"
 CHECKPOINT_FILE = "model.pt"
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "exclusive_lock"]  # re-exported from files
 
 
 def seed_everything(seed: int) -> None:
@@ -65,61 +65,6 @@ def set_rng_states(states: dict[str, Any]) -> None:
     random.setstate((py[0], tuple(py[1]), py[2]))
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-@contextmanager
-def exclusive_lock(path: str | Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on the file ``path`` (created if missing) for the block.
-
-    Blocks until the lock is free: parallel workers that need the same shared artefact (an expert,
-    a demonstration file) wait for the first one to make it instead of making it twice. The OS
-    releases the lock when its holder dies, so a killed worker leaves no stale lock.
-    """
-    import fcntl
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def git_sha(short: bool = False) -> str:
@@ -206,7 +151,15 @@ class Run:
         meta = environment_meta()
         if extra:
             meta.update(extra)
+        self.write_meta_dict(meta)
+
+    def write_meta_dict(self, meta: dict[str, Any]) -> None:
         atomic_write_text(self.path / META_FILE, json.dumps(meta, indent=2, default=str))
+
+    @property
+    def started(self) -> bool:
+        """Has training produced anything (a metrics row or a checkpoint)?"""
+        return bool(self._rows) or self.has_checkpoint()
 
     # -- metrics -------------------------------------------------------------------------------
     def log(self, step: int, metrics: dict[str, float]) -> None:

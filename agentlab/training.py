@@ -1,7 +1,21 @@
-"""One entry point for training, used by ``agentlab train`` and by reproduce runs."""
+"""One entry point for training, used by ``agentlab train`` and by reproduce runs.
+
+A run is ``(algorithm, config, RunOptions)``. Everything is validated before the run directory is
+made; ``config.yaml`` holds all three and is enough to rebuild and to resume the run.
+
+Resume (``resume=True``) reads them back. Options and config values passed again are applied and
+recorded: ``config.yaml`` is rewritten with the new values and ``meta.json`` gets a ``resumes``
+entry naming what changed at which step. Options that define *which* run this is
+(:attr:`RunOptions.IDENTITY`: environment, dataset, demonstrations, seed, preset) are refused with a
+one-line error, and so is a config change the checkpoint's networks cannot take.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shutil
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -10,19 +24,32 @@ from agentlab.agents import TrainContext, get_algorithm
 from agentlab.config import config_from_dict, config_to_dict, resolve_config
 from agentlab.errors import UserError
 from agentlab.nn import get_device
-from agentlab.runs import Run, seed_everything
-
-RUN_OPTIONS = ("env_id", "dataset", "demos", "num_demos", "steps", "seed", "device", "eval_every", "eval_episodes",
-               "checkpoint_every", "log_every", "preset")
+from agentlab.options import RunOptions
+from agentlab.runs import META_FILE, Run, seed_everything
 
 
-def train(algo: str | None, out: str | Path, *, steps: int | None = None, seed: int = 0, env_id: str | None = None,
-          dataset: str | None = None, demos: str | None = None, num_demos: int | None = None,
-          config_file: str | None = None, overrides: Iterable[str] = (), preset: str | None = None,
-          device: str = "auto", resume: bool = False, force: bool = False, tensorboard: bool = False,
-          eval_every: int = 0, eval_episodes: int = 10, checkpoint_every: int = 0, log_every: int = 100,
-          extra: dict[str, Any] | None = None) -> dict[str, float]:
-    """Train ``algo`` into run directory ``out`` (or continue it with ``resume=True``)."""
+#: the keyword names of :func:`train` that are run options
+RUN_OPTIONS = tuple(f.name for f in dataclasses.fields(RunOptions))
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
+    return {k: [old.get(k), v] for k, v in new.items() if old.get(k) != v}
+
+
+def train(algo: str | None, out: str | Path, *, config_file: str | None = None, overrides: Iterable[str] = (),
+          resume: bool = False, force: bool = False, tensorboard: bool = False,
+          extra: dict[str, Any] | None = None, **options: Any) -> dict[str, float]:
+    """Train ``algo`` into run directory ``out`` (or continue it with ``resume=True``).
+
+    ``options`` are :class:`RunOptions` fields (``steps=``, ``seed=``, ``env_id=``, ...). On a new run
+    omitted ones take their defaults; on resume omitted (or ``None``) ones keep the saved values.
+    """
+    unknown = set(options) - set(RUN_OPTIONS)
+    if unknown:
+        raise TypeError(f"train() got unknown options {sorted(unknown)}")
+    given = {k: v for k, v in options.items() if v is not None}
+    overrides = tuple(overrides)
+    on_resumed = None
     if resume:
         run = Run(out, resume=True, tensorboard=tensorboard)
         saved = run.read_config()
@@ -30,42 +57,63 @@ def train(algo: str | None, out: str | Path, *, steps: int | None = None, seed: 
         if algo is not None and algo != algo_name:
             raise UserError(f"{out} holds a {algo_name} run, not {algo}")
         algorithm = get_algorithm(algo_name)
-        cfg = config_from_dict(algorithm.config_cls, saved.get("config", {}))
-        opts = saved.get("run", {})
-        if steps is not None and steps != opts.get("steps"):
-            opts["steps"] = steps  # allow extending a finished run
+        old_cfg = config_from_dict(algorithm.config_cls, saved.get("config", {}))
+        old_opts = RunOptions.from_dict(saved.get("run", {}))
+        opts = dataclasses.replace(old_opts, **given)
+        for name in RunOptions.IDENTITY:
+            if getattr(opts, name) != getattr(old_opts, name):
+                raise UserError(f"cannot change {name} when resuming ({getattr(old_opts, name)!r} -> "
+                                f"{getattr(opts, name)!r}): start a new run with --out")
+        opts.validate()
+        cfg = old_cfg
+        if config_file is not None or overrides:
+            cfg = resolve_config(algorithm.config_cls, config_file, overrides, base=old_cfg)
+        changed = {"run": _changes(dataclasses.asdict(old_opts), dataclasses.asdict(opts)),
+                   "config": _changes(config_to_dict(old_cfg), config_to_dict(cfg))}
+        changed = {k: v for k, v in changed.items() if v}
+
+        def on_resumed(step: int) -> None:
+            """Called by the loop once the checkpoint is loaded: write down what this resume changed."""
+            if changed:
+                run.write_config({**run.read_config(), "config": config_to_dict(cfg),
+                                  "run": dataclasses.asdict(opts)})
+            meta_path = run.path / META_FILE
+            meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+            meta.setdefault("resumes", []).append({"step": step, "changed": changed,
+                                                   "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            run.write_meta_dict(meta)
     else:
         if algo is None:
             raise UserError("name an algorithm (see `agentlab train --help`) or pass --resume RUN_DIR")
         algorithm = get_algorithm(algo)
-        if steps is None or steps < 1:
-            raise UserError("--steps must be a positive integer")
-        if preset is not None and preset != "full" and preset not in algorithm.presets:
-            raise UserError(f"unknown preset {preset!r} for {algo} (available: full, "
+        opts = RunOptions(**given)
+        opts.validate()
+        if opts.preset is not None and opts.preset != "full" and opts.preset not in algorithm.presets:
+            raise UserError(f"unknown preset {opts.preset!r} for {algo} (available: full, "
                             f"{', '.join(algorithm.presets)})")
-        if env_id is not None:
+        if opts.env_id is not None:
             from agentlab.envs import make_env
 
-            make_env(env_id).close()  # unknown ids fail here, before anything is written
+            make_env(opts.env_id).close()  # unknown ids fail here, before anything is written
         cfg = resolve_config(algorithm.config_cls, config_file, overrides,
-                             preset=algorithm.presets.get(preset) if preset else None)
-        get_device(device)
-        if eval_episodes < 0:
-            raise UserError("--eval-episodes must be >= 0 (0 = no evaluation)")
+                             preset=algorithm.presets.get(opts.preset) if opts.preset else None)
         run = Run(out, force=force, tensorboard=tensorboard)
-        opts = dict(env_id=env_id, dataset=dataset, demos=demos, num_demos=num_demos, steps=steps, seed=seed,
-                    device=device, eval_every=eval_every, eval_episodes=eval_episodes,
-                    checkpoint_every=checkpoint_every, log_every=log_every, preset=preset)
-        run.write_config({"algo": algorithm.name, "config": config_to_dict(cfg), "run": opts})
+        run.write_config({"algo": algorithm.name, "config": config_to_dict(cfg), "run": dataclasses.asdict(opts)})
         run.write_meta()
-    seed_everything(int(opts["seed"]))
-    ctx = TrainContext(run=run, algo=algorithm.name, config=cfg, steps=int(opts["steps"]), seed=int(opts["seed"]),
-                       env_id=opts.get("env_id"), dataset=opts.get("dataset"), demos=opts.get("demos"),
-                       num_demos=opts.get("num_demos"), device=get_device(opts.get("device", "auto")),
-                       eval_every=int(opts.get("eval_every") or 0), eval_episodes=int(10 if opts.get("eval_episodes") is None else opts["eval_episodes"]),
-                       checkpoint_every=int(opts.get("checkpoint_every") or 0),
-                       log_every=int(opts.get("log_every") or 100), resume=resume, extra=dict(extra or {}))
+    seed_everything(opts.seed)
+    ctx = TrainContext(run=run, algo=algorithm.name, config=cfg, steps=opts.steps, seed=opts.seed,
+                       env_id=opts.env_id, dataset=opts.dataset, demos=opts.demos, num_demos=opts.num_demos,
+                       device=get_device(opts.device), eval_every=opts.eval_every, eval_episodes=opts.eval_episodes,
+                       checkpoint_every=opts.checkpoint_every, log_every=opts.log_every, resume=resume,
+                       extra=dict(extra or {}), on_resumed=on_resumed)
     try:
         return algorithm.train(ctx)
+    except BaseException:
+        # a new run that failed while it was being set up (bad data, bad env, inconsistent config)
+        # leaves no half-made directory behind; one with a checkpoint is kept for --resume
+        if not resume and not run.has_checkpoint() and not run.started:
+            run.close()
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
     finally:
         run.close()

@@ -159,25 +159,38 @@ def test_locomotion_generators_tiny(experts_env, level):
 
 
 def test_second_trainer_is_refused_while_one_runs(tmp_path, monkeypatch):
-    import os
+    import subprocess
+    import sys
+    import time
 
     from agentlab.errors import UserError
+    from agentlab.files import exclusive_lock
 
     monkeypatch.setenv("AGENTLAB_DATA", str(tmp_path))
     d = expert_dir("Hopper-v5", "ppo", 0)
     d.mkdir(parents=True)
-    (d / "training.lock").write_text(str(os.getppid()))  # a live process holds it
-    with pytest.raises(UserError, match="being trained by process"):
-        train_expert("Hopper-v5", "ppo", 2048, seed=0)
-    with pytest.raises(UserError, match="being trained by process"):
-        train_expert("Hopper-v5", "ppo", 2048, seed=0, force=True)
-    assert d.is_dir()
-    (d / "training.lock").write_text("999999999")  # stale: that process is gone
-    from agentlab.experts import _TrainingLock
-
-    with _TrainingLock(d, "Hopper-v5"):
-        assert (d / "training.lock").read_text() == str(os.getpid())
-    assert not (d / "training.lock").exists()
+    ready = tmp_path / "ready"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import pathlib, sys, time\n"
+        "from agentlab.files import exclusive_lock\n"
+        "with exclusive_lock(sys.argv[1]):\n"
+        "    pathlib.Path(sys.argv[2]).touch()\n"
+        "    time.sleep(60)\n"), str(d / "training.lock"), str(ready)])
+    try:
+        for _ in range(300):
+            if ready.exists():
+                break
+            time.sleep(0.05)
+        with pytest.raises(UserError, match="being trained by another process"):
+            train_expert("Hopper-v5", "ppo", 2048, seed=0)
+        with pytest.raises(UserError, match="being trained by another process"):
+            train_expert("Hopper-v5", "ppo", 2048, seed=0, force=True)
+        assert d.is_dir()
+    finally:
+        holder.kill()
+        holder.wait()
+    with exclusive_lock(d / "training.lock", wait=False):  # a killed holder leaves no stale lock
+        pass
 
 
 def test_locomotion_generation_is_reproducible(experts_env, tmp_path):

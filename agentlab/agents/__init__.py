@@ -52,6 +52,8 @@ class TrainContext:
     log_every: int = 100
     resume: bool = False
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: called by the loop with the restored step once a resumed run's checkpoint is loaded
+    on_resumed: Callable[[int], None] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,20 +1,18 @@
 """Training loops shared by algorithms of the same kind.
 
-The offline loop: sample a batch -> ``agent.update(batch)`` -> log -> evaluate -> checkpoint.
-It is resumable: the checkpoint holds networks, optimisers, the step and RNG states, and on resume
-the metrics logged after the checkpoint are dropped and redone, so a resumed run ends with exactly
-the metrics of an uninterrupted one.
+The offline trainer (one step: sample a batch -> ``agent.update(batch)``) for the shared loop
+:func:`agentlab.loop.run_loop`, which owns logging, evaluation, checkpoints and resume: a resumed
+run ends with exactly the metrics of an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from agentlab.agents import TrainContext, get_algorithm
 from agentlab.agents.base import Agent, spaces_from_env, spaces_of
 from agentlab.errors import UserError
+from agentlab.loop import Trainer, run_loop
 
 
 def load_offline_data(ctx: TrainContext):
@@ -50,26 +48,31 @@ def evaluate_agent(ctx: TrainContext, agent: Agent, ref_scores: Any = None) -> d
     return {f"eval/{k}": v for k, v in res.items() if k != "episodes"}
 
 
-def restore(ctx: TrainContext, agent: Agent) -> int:
-    """Load the last checkpoint into ``agent`` when resuming; return the step to continue from."""
-    if not ctx.resume or not ctx.run.has_checkpoint():
-        return 0
-    state = ctx.run.load_checkpoint()
-    agent.load_checkpoint_state(state)
-    step = int(state["step"])
-    ctx.run.truncate_metrics(step)
-    return step
+class OfflineTrainer(Trainer):
+    """Offline RL as the shared loop runs it: one step = sample a batch, ``agent.update(batch)``."""
+
+    rate_metric = "time/updates_per_s"
+
+    def __init__(self, ctx: TrainContext, agent: Agent, dataset: Any):
+        self.ctx, self.agent, self.dataset = ctx, agent, dataset
+        self.batch_size = int(getattr(ctx.config, "batch_size", 256))
+
+    def advance(self, step: int, total: int) -> tuple[int, Any]:
+        info = self.agent.update(self.dataset.sample(self.batch_size, self.ctx.device))
+        self.agent.steps_done += 1
+        return step + 1, info
+
+    def evaluate(self, final: bool) -> dict[str, float]:
+        return evaluate_agent(self.ctx, self.agent, self.dataset) if self.ctx.env_id is not None else {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.agent.checkpoint_state()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.agent.load_checkpoint_state(state)
 
 
-def save(ctx: TrainContext, agent: Agent, step: int, extra: dict[str, Any] | None = None) -> None:
-    state = agent.checkpoint_state()
-    state["step"] = step
-    if extra:
-        state.update(extra)
-    ctx.run.save_checkpoint(state)
-
-
-def train_offline(ctx: TrainContext, prepare: Callable[[Agent, Any], None] | None = None) -> dict[str, float]:
+def train_offline(ctx: TrainContext) -> dict[str, float]:
     """The offline RL loop used by bc, flow_bc, fql, fidec, deflow."""
     algo = get_algorithm(ctx.algo)
     ds, spaces = load_offline_data(ctx)
@@ -78,25 +81,4 @@ def train_offline(ctx: TrainContext, prepare: Callable[[Agent, Any], None] | Non
     agent.obs_norm.set(*ds.observation_stats())
     if hasattr(agent, "prepare"):
         agent.prepare(ds)
-    start = restore(ctx, agent)
-    batch_size = int(getattr(ctx.config, "batch_size", 256))
-    ckpt_every = ctx.checkpoint_every or max(ctx.steps // 10, 1)
-    final: dict[str, float] = {}
-    t0 = time.perf_counter()
-    with ctx.run.progress(ctx.steps, start, ctx.algo) as bar:
-        for step in range(start + 1, ctx.steps + 1):
-            batch = ds.sample(batch_size, ctx.device)
-            info = agent.update(batch)
-            agent.steps_done += 1
-            do_eval = ctx.env_id is not None and ctx.eval_episodes > 0 and (step == ctx.steps or bool(ctx.eval_every and step % ctx.eval_every == 0))
-            if do_eval or step % ctx.log_every == 0 or step == ctx.steps:
-                row = {k: float(v) for k, v in info.items()}
-                row["time/updates_per_s"] = (step - start) / max(time.perf_counter() - t0, 1e-9)
-                if do_eval:
-                    row.update(evaluate_agent(ctx, agent, ds))
-                ctx.run.log(step, row)
-                final = row
-                bar.update(step)
-            if step % ckpt_every == 0 or step == ctx.steps:
-                save(ctx, agent, step)
-    return final
+    return run_loop(ctx, OfflineTrainer(ctx, agent, ds))

@@ -4,7 +4,7 @@ One environment, one replay buffer (:class:`agentlab.replay.ReplayBuffer`), one 
 iteration (``action_repeat`` env steps; the step budget and every logged step count env steps): act (uniform random during the learner's ``seed_steps``, then the stochastic policy) ->
 store ``(s, a, r, s', terminated)`` with the action in [-1, 1] (truncations are not terminals, so
 they bootstrap) -> ``learner.after_step(step, buffer)`` (gradient updates, discriminator rounds)
--> log / evaluate / checkpoint.
+-> the shared loop (:func:`agentlab.loop.run_loop`) logs, evaluates and checkpoints.
 
 A learner supplies ``agent`` (an :class:`agentlab.agents.base.Agent` with ``explore``),
 ``config`` (with ``seed_steps`` and ``buffer_size``), ``wrap_env(env)``, ``after_step``,
@@ -15,86 +15,102 @@ resumes (the interrupted episode restarts from a fresh reset).
 
 from __future__ import annotations
 
-import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import numpy as np
 
 from agentlab.agents import TrainContext
-from agentlab.agents.loops import save
+from agentlab.loop import Trainer, run_loop
 from agentlab.replay import ReplayBuffer
 
 
-def train_online(ctx: TrainContext, learner: Any) -> dict[str, float]:
-    from agentlab.envs import make_env, max_episode_steps
+class OnlineLearner(Protocol):
+    """What an off-policy learner (sac, dac, ailboost) gives the online trainer."""
 
-    agent, cfg = learner.agent, learner.config
-    env = learner.wrap_env(make_env(ctx.env_id))
-    repeat = int(getattr(cfg, "action_repeat", 1))
-    total = ctx.steps // repeat  # agent steps; ctx.steps and all logged steps count env steps
-    obs_dim = int(np.prod(env.observation_space.shape))
-    episode_len = max(1, (max_episode_steps(ctx.env_id) or 1000) // repeat)
-    capacity = min(int(cfg.buffer_size), total + 2 * (total // episode_len) + 16)
-    buffer = ReplayBuffer(capacity, obs_dim, agent.act_dim, ctx.device)
+    agent: Any  # an agentlab.agents.base.Agent with ``explore``
+    config: Any  # with ``seed_steps``, ``buffer_size`` (and optionally ``action_repeat``)
 
-    start = 0
-    if ctx.resume and ctx.run.has_checkpoint():
-        state = ctx.run.load_checkpoint()
-        agent.load_checkpoint_state(state)
-        buffer.load_state_dict(state["buffer"])
-        learner.load_extra_state(state.get("learner", {}))
-        start = int(state["agent_step"])
-        ctx.run.truncate_metrics(start * repeat)
+    def wrap_env(self, env: Any) -> Any: ...
 
-    def crossed(step: int, every: int) -> bool:
-        """Did the env-step counter pass a multiple of ``every`` during agent step ``step``?"""
-        return every > 0 and (step * repeat) // every > ((step - 1) * repeat) // every
+    def after_step(self, step: int, buffer: ReplayBuffer) -> Mapping[str, Any] | None: ...
 
-    action_space = env.action_space
-    action_space.seed(ctx.seed + start)
-    obs, _ = env.reset(seed=ctx.seed + start)
-    ep_return, episodes = 0.0, 0
-    recent_returns: list[float] = []
-    ckpt_every = ctx.checkpoint_every or max(ctx.steps // 10, 1)
-    eval_every = ctx.eval_every or ctx.steps
-    final: dict[str, float] = {}
-    t0, t_last, step_last = time.perf_counter(), time.perf_counter(), start
-    info: dict[str, Any] = {}
-    with ctx.run.progress(ctx.steps, start * repeat, ctx.algo) as bar:
-        for step in range(start + 1, total + 1):
-            if step <= cfg.seed_steps:
-                a = agent.unscale_action_np(action_space.sample())
-            else:
-                a = agent.explore(obs)
-            next_obs, reward, terminated, truncated, _ = env.step(agent.scale_action_np(a))
-            buffer.add_step(obs, a, reward, next_obs, terminated)
-            ep_return += float(reward)
-            obs = next_obs
-            if terminated or truncated:
-                recent_returns.append(ep_return)
-                episodes += 1
-                obs, _ = env.reset()
-                ep_return = 0.0
-            out = learner.after_step(step, buffer)
-            if out:
-                info = out
-            do_eval = ctx.eval_episodes > 0 and (crossed(step, eval_every) or step == total)
-            if do_eval or crossed(step, ctx.log_every) or step == total:
-                row = {k: float(v) for k, v in info.items()}
-                now = time.perf_counter()
-                row["time/env_steps_per_s"] = (step - step_last) * repeat / max(now - t_last, 1e-9)
-                row["time/elapsed_s"] = now - t0
-                t_last, step_last = now, step
-                if recent_returns:
-                    row["train/episode_return"] = float(np.mean(recent_returns[-10:]))
-                    row["train/episodes"] = float(episodes)
-                if do_eval:
-                    row.update(learner.evaluate(final=step == total))
-                ctx.run.log(step * repeat, row)
-                final = row
-                bar.update(step * repeat)
-            if crossed(step, ckpt_every) or step == total:
-                save(ctx, agent, step * repeat, {"agent_step": step, "buffer": buffer.state_dict(),
-                                                 "learner": learner.extra_state()})
-    env.close()
-    return final
+    def evaluate(self, final: bool = False) -> dict[str, float]: ...
+
+    def extra_state(self) -> dict[str, Any]: ...
+
+    def load_extra_state(self, state: dict[str, Any]) -> None: ...
+
+
+class OnlineTrainer(Trainer):
+    """One step = one agent step (``action_repeat`` env steps); progress counts env steps."""
+
+    rate_metric = "time/env_steps_per_s"
+
+    def __init__(self, ctx: TrainContext, learner: OnlineLearner):
+        from agentlab.envs import make_env, max_episode_steps
+
+        self.ctx, self.learner = ctx, learner
+        self.agent, cfg = learner.agent, learner.config
+        self.env = learner.wrap_env(make_env(ctx.env_id))
+        self.repeat = int(getattr(cfg, "action_repeat", 1))
+        self.total = (ctx.steps // self.repeat) * self.repeat
+        agent_steps = ctx.steps // self.repeat
+        obs_dim = int(np.prod(self.env.observation_space.shape))
+        episode_len = max(1, (max_episode_steps(ctx.env_id) or 1000) // self.repeat)
+        capacity = min(int(cfg.buffer_size), agent_steps + 2 * (agent_steps // episode_len) + 16)
+        self.buffer = ReplayBuffer(capacity, obs_dim, self.agent.act_dim, ctx.device)
+        self.info: Mapping[str, Any] = {}
+        self.recent_returns: list[float] = []
+        self.episodes = 0
+
+    def begin(self, step: int) -> None:
+        # a resumed run restarts the interrupted episode from a fresh reset
+        agent_step = step // self.repeat
+        self.env.action_space.seed(self.ctx.seed + agent_step)
+        self.obs, _ = self.env.reset(seed=self.ctx.seed + agent_step)
+        self.ep_return = 0.0
+
+    def advance(self, step: int, total: int) -> tuple[int, Mapping[str, Any]]:
+        agent, agent_step = self.agent, step // self.repeat + 1
+        if agent_step <= self.learner.config.seed_steps:
+            a = agent.unscale_action_np(self.env.action_space.sample())
+        else:
+            a = agent.explore(self.obs)
+        next_obs, reward, terminated, truncated, _ = self.env.step(agent.scale_action_np(a))
+        self.buffer.add_step(self.obs, a, reward, next_obs, terminated)
+        self.ep_return += float(reward)
+        self.obs = next_obs
+        if terminated or truncated:
+            self.recent_returns = [*self.recent_returns[-9:], self.ep_return]
+            self.episodes += 1
+            self.obs, _ = self.env.reset()
+            self.ep_return = 0.0
+        out = self.learner.after_step(agent_step, self.buffer)
+        if out:
+            self.info = out
+        row = dict(self.info)
+        if self.recent_returns:
+            row["train/episode_return"] = float(np.mean(self.recent_returns))
+            row["train/episodes"] = float(self.episodes)
+        return agent_step * self.repeat, row
+
+    def evaluate(self, final: bool) -> dict[str, float]:
+        return self.learner.evaluate(final=final)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**self.agent.checkpoint_state(), "buffer": self.buffer.state_dict(),
+                "learner": self.learner.extra_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.agent.load_checkpoint_state(state)
+        self.buffer.load_state_dict(state["buffer"])
+        self.learner.load_extra_state(state.get("learner", {}))
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def train_online(ctx: TrainContext, learner: OnlineLearner) -> dict[str, float]:
+    trainer = OnlineTrainer(ctx, learner)
+    return run_loop(ctx, trainer, trainer.total)

@@ -21,7 +21,6 @@ visit.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from agentlab.files import exclusive_lock
 from agentlab.agents.pets import PETSConfig, PETSRunner, oracle_expert
 from agentlab.models.dynamics import EnsembleTrainer, GaussianEnsemble
 from agentlab.models.tasks import get_task, grid_states
@@ -46,8 +46,7 @@ def cached_oracle(env_id: str, episodes: int, seed: int, horizon: int, populatio
     root.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha1(json.dumps([env_id, episodes, seed, horizon, population, 2]).encode()).hexdigest()[:12]
     path = root / f"oracle_{env_id.replace('/', '_')}_{key}.npz"
-    with open(root / f".{path.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive_lock(root / f".{path.name}.lock"):
         if not path.is_file():
             data = oracle_expert(env_id, episodes, seed, horizon, population)
             tmp = path.with_suffix(".tmp.npz")
