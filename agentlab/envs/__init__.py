@@ -75,14 +75,12 @@ def register_all() -> None:
         for dense in (False, True):
             gym.register(id=f"agentlab/pointmaze-{maze}{'-dense' if dense else ''}-v0", entry_point=_make_pointmaze,
                          kwargs={"maze": maze, "dense": dense}, max_episode_steps=steps[maze])
-    try:
-        from agentlab.envs import continuation_grid  # noqa: F401  (registers agentlab/ContinuationGrid-v0)
-    except ImportError:
-        pass
-    try:
-        from agentlab.models import tasks  # noqa: F401  (registers agentlab/CartpoleSwingup-v0)
-    except ImportError:
-        pass
+    # string entry points: registering imports nothing (the env modules load on first make)
+    if "agentlab/ContinuationGrid-v0" not in gym.registry:
+        gym.register(id="agentlab/ContinuationGrid-v0", entry_point="agentlab.envs.continuation_grid:ContinuationGridEnv")
+    if "agentlab/CartpoleSwingup-v0" not in gym.registry:
+        gym.register(id="agentlab/CartpoleSwingup-v0", entry_point="agentlab.envs.cartpole_swingup:CartpoleSwingupEnv",
+                     max_episode_steps=200)
 
 
 def registered_ids() -> list[str]:
@@ -94,6 +92,10 @@ def registered_ids() -> list[str]:
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     """``gymnasium.make`` with agentlab's ids registered and a one-line error for unknown ids."""
     register_all()
+    if env_id.startswith("ogbench/") and env_id not in gym.registry:
+        from agentlab.data.ogbench import register_env
+
+        register_env(env_id)  # OGBench's single-task envs, e.g. ogbench/cube-single-singletask-task2-v0
     if env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, registered_ids(), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else " (see `agentlab envs list`)"

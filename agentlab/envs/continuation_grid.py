@@ -191,4 +191,5 @@ class ContinuationGridEnv(gym.Env):
         return nxt, prob, task, p_alive
 
 
-gym.register(id="agentlab/ContinuationGrid-v0", entry_point=ContinuationGridEnv)
+if "agentlab/ContinuationGrid-v0" not in gym.registry:
+    gym.register(id="agentlab/ContinuationGrid-v0", entry_point=ContinuationGridEnv)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from agentlab.monitors import stats as st
-from agentlab.reproduce.report import pyplot, save_figure
+from agentlab.plotting import pyplot, save_figure
 
 ADVERSARIAL = ("random", "mimicry", "highentropy", "cyclic")
 

@@ -19,9 +19,6 @@ from agentlab.errors import UserError
 
 BUDGETS = ("smoke", "small", "full")
 
-#: table name -> module defining ``TABLE``
-TABLES: dict[str, str] = {}
-
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
@@ -59,7 +56,13 @@ class TableSpec:
     report: Callable[[list[dict[str, Any]], Any, dict[str, Any]], list[Any]]
 
 
+#: table name -> module exposing ``TABLE`` (imported lazily, as the algorithm registry is)
+TABLES: dict[str, str] = {name: f"agentlab.reproduce.tables.{name}"
+                          for name in ("offline", "offline_d4rl", "imitation", "mbrl", "sso", "ucip", "selftest")}
+
+
 def register_table(name: str, module: str) -> None:
+    """Add a table defined outside agentlab (a module exposing ``TABLE``)."""
     TABLES[name] = module
 
 
@@ -71,9 +74,25 @@ def get_table(name: str) -> TableSpec:
     return importlib.import_module(TABLES[name]).TABLE
 
 
+def execute_run(run_fn: str, spec: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
+    """Run one spec in the current process (used by every backend, in the worker)."""
+    import os
+    import time
+
+    from agentlab.runs import git_sha
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    os.environ.setdefault("AGENTLAB_PROGRESS", "0")
+    t0 = time.perf_counter()
+    result = resolve_function(run_fn)(RunSpec.from_dict(spec))
+    return {"spec": spec, "result": result, "wall_s": time.perf_counter() - t0, "git_sha": git_sha(short=True)}
+
+
 def resolve_function(path: str) -> Callable[..., Any]:
     module, _, fn = path.partition(":")
     return getattr(importlib.import_module(module), fn)
 
 
-from agentlab.reproduce import tables as _tables  # noqa: E402,F401  (registers the built-in tables)

@@ -57,7 +57,7 @@ class RayBackend:
         ray = self.ray
         started = self._init()
         try:
-            from agentlab.reproduce.runner import execute_run
+            from agentlab.reproduce import execute_run
 
             threads = max(1, int(self.cpus_per_run))
             remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,

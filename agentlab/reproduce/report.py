@@ -11,26 +11,8 @@ from typing import Any
 import numpy as np
 
 from agentlab.reproduce.aggregate import summarize
-from agentlab.runs import atomic_path, atomic_write_text
-
-
-def pyplot():
-    """``matplotlib.pyplot`` on the headless Agg backend."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
-    """Write ``fig`` as PNG atomically (never a half-written file) and close it."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
-    pyplot().close(fig)
-    return path
+from agentlab.files import atomic_write_text
+from agentlab.plotting import pyplot, save_figure  # noqa: F401 - re-exported for the tables
 
 
 def header(meta: dict[str, Any], caption: str) -> str:

@@ -17,20 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from agentlab.errors import UserError
-from agentlab.reproduce import BUDGETS, RunSpec, get_table, resolve_function
+from agentlab.reproduce import BUDGETS, RunSpec, execute_run, get_table  # noqa: F401 - execute_run re-exported
 from agentlab.runs import atomic_write_text, git_sha
-
-
-def execute_run(run_fn: str, spec: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
-    """Run one spec in the current process (used by every backend)."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    os.environ.setdefault("AGENTLAB_PROGRESS", "0")
-    t0 = time.perf_counter()
-    result = resolve_function(run_fn)(RunSpec.from_dict(spec))
-    return {"spec": spec, "result": result, "wall_s": time.perf_counter() - t0, "git_sha": git_sha(short=True)}
 
 
 class ResultStore:
