@@ -89,7 +89,7 @@ def test_m1_inner_sgd_is_plain_sgd():
 
     a, b = make(), make()
     eta = 0.3
-    sso = SSO(a.parameters(), eta=eta, inner_steps=1, inner="sgd")  # inner lr follows eta
+    sso = SSO(a.parameters(), eta=eta, inner_steps=1, inner="sgd", inner_lr=eta)
     sgd = torch.optim.SGD(b.parameters(), lr=eta)
     for _ in range(25):
         z = a(x).detach().requires_grad_(True)
@@ -144,7 +144,7 @@ def test_eta_schedules():
     p = torch.nn.Parameter(torch.zeros(2))
     for sched, expect in [("constant", [2.0, 2.0, 2.0]), ("sqrt", [2.0, 2.0 / 2**0.5, 2.0 / 3**0.5]),
                           ("exp", [2.0, 1.0, 0.5])]:
-        opt = SSO([p], eta=2.0, inner_steps=1, inner="sgd", eta_schedule=sched, eta_decay=0.5)
+        opt = SSO([p], eta=2.0, inner_steps=1, inner="sgd", inner_lr=0.1, eta_schedule=sched, eta_decay=0.5)
         got = []
         for _ in range(3):
             got.append(opt.step(target_fn=lambda: p * 1.0, target_grad=torch.ones(2))["eta"])
@@ -188,3 +188,115 @@ def test_bad_arguments():
         opt.step()
     with pytest.raises(ValueError):
         opt.step(target_fn=lambda: p[0] * 2, target_grad=torch.zeros(3))
+
+
+def _mlp_regression(seed=0):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)).double()
+    x, y = torch.randn(40, 4, dtype=torch.float64), torch.randn(40, 2, dtype=torch.float64)
+    return model, x, y
+
+
+@pytest.mark.parametrize("c", [0.1, 0.5])
+def test_sls_eta_satisfies_target_space_armijo_and_is_maximal(c):
+    # a non-quadratic loss in target space (log-cosh), so the accepted eta is not a closed form
+    model, x, y = _mlp_regression()
+
+    def loss_of(z):
+        return torch.log(torch.cosh(3.0 * (z - y))).mean()
+
+    beta, eta_max = 0.9, 1e4
+    opt = SSO(model.parameters(), eta="sls", inner_steps=5, sls_c=c, sls_beta=beta, eta_max=eta_max)
+    for t in range(6):
+        z = model(x).detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(loss_of(z), z)
+        z = z.detach()
+        prev = opt._sls_eta
+        info = opt.step(target_fn=lambda: model(x), target_grad=g, targets=z, target_loss=loss_of)
+        eta = info["eta"]
+        # the Armijo condition holds at the chosen eta ...
+        assert loss_of(z - eta * g) <= loss_of(z) - c * eta * g.pow(2).sum() + 1e-15
+        # ... and failed at the trial before it (eta / beta), unless eta is the first trial
+        first = eta_max if prev is None else min(2.0 * prev, eta_max)
+        if info["sls_backtracks"] > 0:
+            assert loss_of(z - eta / beta * g) > loss_of(z) - c * eta / beta * g.pow(2).sum()
+            assert np.isclose(eta, first * beta ** info["sls_backtracks"])
+        else:
+            assert np.isclose(eta, first)
+        if c == 0.5:
+            # c = 1/2: the surrogate is an upper bound of the loss at its target-space minimiser z - eta g
+            d = -eta * g
+            assert loss_of(z + d) <= loss_of(z) + (g * d).sum() + d.pow(2).sum() / (2 * eta) + 1e-15
+
+
+def test_sls_on_a_quadratic_accepts_up_to_2_1_minus_c_over_L():
+    # l(z) = ||z - y||^2 / 2 (L = 1): Armijo holds iff eta <= 2 (1 - c) / L, the largest trial below it is taken
+    p = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    y = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    opt = SSO([p], eta="sls", inner_steps=1, inner="sgd", inner_lr=0.1, sls_c=0.1, eta_max=100.0)
+    info = opt.step(target_fn=lambda: p * 1.0, target_grad=(p - y).detach(), targets=p.detach().clone(),
+                    target_loss=lambda z: 0.5 * (z - y).pow(2).sum())
+    assert 1.8 * 0.9 < info["eta"] <= 1.8
+    assert np.isclose(info["eta"], 100.0 * 0.9 ** info["sls_backtracks"])
+
+
+def test_sls_schedule_and_needs_target_loss():
+    p = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    y = torch.ones(2, dtype=torch.float64)
+    opt = SSO([p], eta="sls", inner_steps=1, inner="sgd", inner_lr=0.01, eta_schedule="sqrt", eta_max=1.0)
+    with pytest.raises(TypeError, match="target_loss"):
+        opt.step(target_fn=lambda: p * 1.0, target_grad=(p - y).detach())
+    etas = [opt.step(target_fn=lambda: p * 1.0, target_grad=(p - y).detach(),
+                     target_loss=lambda z: 0.5 * (z - y).pow(2).sum())["eta"] for _ in range(3)]
+    # eta_max = 1 = 1/L always passes (c = 0.1), so eta_t = 1 / sqrt(t + 1)
+    assert np.allclose(etas, [1.0, 2 ** -0.5, 3 ** -0.5])
+
+
+def test_ada_eta_matches_its_formula():
+    model, x, y = _mlp_regression(1)
+    eta0 = 7.0
+    opt = SSO(model.parameters(), eta="ada", ada_eta0=eta0, inner_steps=3, inner="adam", inner_lr=0.01)
+    total = 0.0
+    for _ in range(5):
+        z = model(x).detach()
+        g = 2 * (z - y) / z.numel()
+        total += g.pow(2).sum().item()
+        info = opt.step(target_fn=lambda: model(x), target_grad=g, targets=z)
+        assert np.isclose(info["eta"], eta0 / np.sqrt(total), rtol=1e-12)
+        assert info["eta"] * g.norm().item() <= eta0 * (1 + 1e-12)  # the target-space step is at most eta0
+    # invariant to rescaling the loss: eta_t g_t is unchanged when l -> 100 l
+    a = SSO([torch.nn.Parameter(torch.zeros(1))], eta="ada", inner="sgd", inner_lr=1.0)
+    b = SSO([torch.nn.Parameter(torch.zeros(1))], eta="ada", inner="sgd", inner_lr=1.0)
+    ga, gb = torch.tensor([0.3, -0.4]), 100 * torch.tensor([0.3, -0.4])
+    assert np.isclose(a.ada_eta(ga) * 0.5, b.ada_eta(gb) * 50.0)
+
+
+def test_adaptive_eta_state_roundtrip():
+    model, x, y = _mlp_regression(2)
+    opt = SSO(model.parameters(), eta="ada", inner_steps=2)
+    sls = SSO(model.parameters(), eta="sls", inner_steps=2)
+    z = model(x).detach()
+    g = 2 * (z - y) / z.numel()
+    opt.step(target_fn=lambda: model(x), target_grad=g, targets=z)
+    sls.step(target_fn=lambda: model(x), target_grad=g, targets=z, target_loss=lambda q: (q - y).pow(2).mean())
+    o2 = SSO(model.parameters(), eta="ada", inner_steps=2)
+    o2.load_state_dict(opt.state_dict())
+    s2 = SSO(model.parameters(), eta="sls", inner_steps=2)
+    s2.load_state_dict(sls.state_dict())
+    assert o2._ada_sum == opt._ada_sum > 0 and s2._sls_eta == sls._sls_eta is not None
+
+
+def test_inner_sgd_needs_an_explicit_learning_rate():
+    p = [torch.nn.Parameter(torch.zeros(1))]
+    with pytest.raises(ValueError, match="inner_lr"):
+        SSO(p, eta=8000.0, inner="sgd")
+    with pytest.raises(ValueError, match="eta"):
+        SSO(p, eta="armijo")
+    with pytest.raises(ValueError, match="schedule"):
+        SSO(p, eta="ada", eta_schedule="sqrt")
+
+
+def test_default_armijo_constants_are_the_references():
+    opt = SSO([torch.nn.Parameter(torch.zeros(1))])
+    assert (opt.armijo["c"], opt.armijo["beta"], opt.armijo["expand"]) == (0.1, 0.9, 2.0)
+    assert (opt.sls["c"], opt.sls["beta"], opt.sls["expand"]) == (0.1, 0.9, 2.0)

@@ -19,13 +19,42 @@ for the next expensive gradient. Properties used by the tests:
 * for :math:`\ell(z) = \tfrac12\|z - y\|^2` and :math:`\eta = 1/L = 1` the surrogate equals
   :math:`\ell(z(\theta)) - \ell(z_t)`: one outer step with an exact inner solve is the minimiser;
 * :math:`\nabla h_t(\theta_t) = J^\top g_t = \nabla f(\theta_t)`, so ``m = 1`` inner SGD step of
-  learning rate :math:`\eta` is exactly an SGD step of learning rate :math:`\eta` on :math:`f`.
+  learning rate ``inner_lr`` is exactly an SGD step of that learning rate on :math:`f` (for any eta).
+
+How :math:`\eta_t` is chosen (``eta``), with :math:`g_t` the expensive gradient and
+:math:`\ell_t` the loss of the current batch as a function of the targets (t = outer steps so far):
+
+* a number: :math:`\eta_t = \eta \cdot s_t`, with the schedule factor :math:`s_t` = 1 (``constant``),
+  :math:`1/\sqrt{t + 1}` (``sqrt``, the decay the stochastic analysis needs) or
+  :math:`\text{decay}^t` (``exp``);
+* ``"sls"`` (SSO-SLS): a backtracking Armijo line search *in target space* (cheap: it evaluates
+  :math:`\ell_t` at trial targets, never the model). Starting from
+  :math:`\min(\text{expand} \cdot \eta_{t-1}, \eta_{\max})`, the trial :math:`\eta` shrinks by
+  :math:`\beta` until
+
+  .. math:: \ell_t(z_t - \eta g_t) \le \ell_t(z_t) - c\, \eta \|g_t\|^2,
+
+  then is clipped to :math:`[\eta_{\min}, \eta_{\max}]` and multiplied by the schedule factor. The
+  right-hand side with :math:`c = 1/2` is the surrogate's own value at its target-space minimiser
+  :math:`z_t - \eta g_t`, so with ``sls_c = 0.5`` the accepted :math:`\eta` makes the surrogate an
+  upper bound of :math:`\ell_t` at the point it pulls towards (the majorisation the full-batch
+  guarantee needs, checked where it matters instead of assumed through a global :math:`L`). The
+  defaults are the reference's (c = 0.1, beta = 0.9, expand = 2.0). Note the reference code weights
+  :math:`\|z - z_t\|^2` by :math:`1/\eta` (not :math:`1/(2\eta)`), so the same accepted step moves
+  its targets half as far as here.
+* ``"ada"`` (SSO-Ada): AdaGrad-norm in target space,
+
+  .. math:: \eta_t = \frac{\eta_0}{\sqrt{\sum_{s \le t} \|g_s\|^2}},
+
+  so the target-space step :math:`\eta_t \|g_t\| \le \eta_0` (``ada_eta0``, a distance in target
+  space, unchanged by rescaling the loss). The reference code's ``eta = 1e-2`` on a summed loss
+  corresponds to :math:`\eta_0 = 1 / (2 \cdot 10^{-2}) = 50`. No schedule on top (as the reference).
 
 Inner optimisers: ``"sgd-armijo"`` (gradient descent with a backtracking Armijo line search on the
-surrogate, the reference default), ``"adam"`` and ``"sgd"``. Step-size schedules for
-:math:`\eta_t` (t = outer steps taken so far): ``constant``; ``sqrt``:
-:math:`\eta / \sqrt{t + 1}` (the decay the stochastic analysis needs); ``exp``:
-:math:`\eta \cdot \text{decay}^t`.
+surrogate, the reference default; its constants default to the reference's c = 0.1, beta = 0.9,
+expand = 2.0), ``"adam"`` (``inner_lr`` default 1e-3) and ``"sgd"``. ``"sgd"`` needs an explicit
+``inner_lr``: it is a step in *parameter* space, and :math:`\eta` (a target-space step, e.g.
+:math:`1/L = 4n` for a mean logistic loss over n outputs) is not a safe one.
 
 Device notes: the same code runs on CPU and CUDA. With the ``adam`` and ``sgd`` inner optimisers the
 inner loop never synchronises with the host (surrogate values are written into a device tensor);
@@ -42,6 +71,7 @@ import torch
 
 INNER = ("sgd-armijo", "adam", "sgd")
 SCHEDULES = ("constant", "sqrt", "exp")
+ETA_RULES = ("sls", "ada")
 
 
 class SSO(torch.optim.Optimizer):
@@ -49,19 +79,25 @@ class SSO(torch.optim.Optimizer):
 
     Args:
         params: parameters (or parameter groups) of the model that produces the targets.
-        eta: target-space step size :math:`\\eta` (choose :math:`\\le 1/L` for the loss in target space).
+        eta: target-space step size: a number :math:`\\eta` (choose :math:`\\le 1/L` for the loss in
+            target space), ``"sls"`` (Armijo line search in target space; ``step`` then needs
+            ``target_loss``) or ``"ada"`` (AdaGrad-norm in target space).
         inner_steps: ``m``, cheap inner steps per outer step (per expensive gradient).
         inner: ``"sgd-armijo"`` | ``"adam"`` | ``"sgd"``.
-        inner_lr: inner learning rate; for ``sgd-armijo`` the initial trial step (default 1.0), for
-            ``adam`` the Adam learning rate (default 1e-3), for ``sgd`` the learning rate (default:
-            follow :math:`\\eta_t`, which makes ``m = 1`` plain SGD on :math:`f`).
-        eta_schedule: ``"constant"`` | ``"sqrt"`` | ``"exp"``.
+        inner_lr: inner learning rate (parameter space); for ``sgd-armijo`` the initial trial step
+            (default 1.0), for ``adam`` the Adam learning rate (default 1e-3), for ``sgd`` required.
+        eta_schedule: ``"constant"`` | ``"sqrt"`` | ``"exp"`` (a factor on a numeric or ``"sls"`` eta).
         eta_decay: the factor of the ``exp`` schedule per outer step.
-        armijo_c: sufficient-decrease constant ``c`` of the line search.
-        armijo_beta: backtracking factor (``0 < beta < 1``).
-        armijo_expand: the accepted step is multiplied by this before the next inner step's first trial.
+        armijo_c: sufficient-decrease constant ``c`` of the inner line search (reference: 0.1).
+        armijo_beta: backtracking factor (``0 < beta < 1``; reference: 0.9).
+        armijo_expand: the accepted step is multiplied by this before the next inner step's first
+            trial (reference: 2.0).
         armijo_max_step: upper bound on the trial step.
         max_backtracks: trials per inner step; if none is accepted the parameters are left unchanged.
+        sls_c, sls_beta, sls_expand: the target-space line search of ``eta="sls"`` (reference: 0.1,
+            0.9, 2.0).
+        eta_min, eta_max: the clip of the ``sls`` eta; ``eta_max`` is also its first trial.
+        ada_eta0: :math:`\\eta_0` of ``eta="ada"`` (a target-space distance; reference: 50).
         adam_betas, adam_eps: Adam's constants for ``inner="adam"``.
 
     Usage::
@@ -70,16 +106,22 @@ class SSO(torch.optim.Optimizer):
         z_t = model(x).detach()
         g = grad_of_loss_wrt_targets(z_t)          # the expensive part
         info = opt.step(target_fn=lambda: model(x), target_grad=g, targets=z_t)
+        # eta="sls" also needs the batch loss as a function of the targets:
+        info = opt.step(target_fn=lambda: model(x), target_grad=g, targets=z_t, target_loss=loss_of_z)
     """
 
-    def __init__(self, params: Iterable[torch.Tensor] | Iterable[dict[str, Any]], eta: float = 1.0,
+    def __init__(self, params: Iterable[torch.Tensor] | Iterable[dict[str, Any]], eta: float | str = 1.0,
                  inner_steps: int = 10, inner: str = "sgd-armijo", inner_lr: float | None = None,
-                 eta_schedule: str = "constant", eta_decay: float = 0.99, armijo_c: float = 0.5,
-                 armijo_beta: float = 0.7, armijo_expand: float = 1.5, armijo_max_step: float = 1e4,
-                 max_backtracks: int = 50, adam_betas: tuple[float, float] = (0.9, 0.999),
-                 adam_eps: float = 1e-8):
-        if not (eta > 0 and math.isfinite(eta)):
-            raise ValueError(f"eta must be a positive number, got {eta}")
+                 eta_schedule: str = "constant", eta_decay: float = 0.99, armijo_c: float = 0.1,
+                 armijo_beta: float = 0.9, armijo_expand: float = 2.0, armijo_max_step: float = 1e4,
+                 max_backtracks: int = 100, sls_c: float = 0.1, sls_beta: float = 0.9, sls_expand: float = 2.0,
+                 eta_min: float = 1e-4, eta_max: float = 1e4, ada_eta0: float = 50.0,
+                 adam_betas: tuple[float, float] = (0.9, 0.999), adam_eps: float = 1e-8):
+        if isinstance(eta, str):
+            if eta not in ETA_RULES:
+                raise ValueError(f"eta must be a positive number or one of {ETA_RULES}, got {eta!r}")
+        elif not (eta > 0 and math.isfinite(eta)):
+            raise ValueError(f"eta must be a positive number or one of {ETA_RULES}, got {eta}")
         if int(inner_steps) != inner_steps or inner_steps < 1:
             raise ValueError(f"inner_steps must be a positive integer, got {inner_steps}")
         if inner not in INNER:
@@ -88,18 +130,35 @@ class SSO(torch.optim.Optimizer):
             raise ValueError(f"eta_schedule must be one of {SCHEDULES}, got {eta_schedule!r}")
         if inner_lr is not None and not inner_lr > 0:
             raise ValueError(f"inner_lr must be positive, got {inner_lr}")
+        if inner == "sgd" and inner_lr is None:
+            raise ValueError("inner='sgd' needs inner_lr, a parameter-space learning rate (eta is a target-space "
+                             "step and not a safe one); use e.g. a tuned SGD learning rate, or inner='sgd-armijo', "
+                             "which chooses its own step")
         if not 0 < eta_decay <= 1:
             raise ValueError(f"eta_decay must be in (0, 1], got {eta_decay}")
         if not (0 < armijo_c < 1 and 0 < armijo_beta < 1 and armijo_expand >= 1):
             raise ValueError("need 0 < armijo_c < 1, 0 < armijo_beta < 1 and armijo_expand >= 1")
-        defaults = dict(eta=float(eta), inner_steps=int(inner_steps), inner=inner, inner_lr=inner_lr,
+        if not (0 < sls_c < 1 and 0 < sls_beta < 1 and sls_expand >= 1):
+            raise ValueError("need 0 < sls_c < 1, 0 < sls_beta < 1 and sls_expand >= 1")
+        if not 0 < eta_min <= eta_max < math.inf:
+            raise ValueError(f"need 0 < eta_min <= eta_max < inf, got {eta_min}, {eta_max}")
+        if not (ada_eta0 > 0 and math.isfinite(ada_eta0)):
+            raise ValueError(f"ada_eta0 must be a positive number, got {ada_eta0}")
+        if eta == "ada" and eta_schedule != "constant":
+            raise ValueError("eta='ada' sets its own decay: use eta_schedule='constant'")
+        defaults = dict(eta=eta if isinstance(eta, str) else float(eta), inner_steps=int(inner_steps), inner=inner, inner_lr=inner_lr,
                         eta_schedule=eta_schedule, eta_decay=float(eta_decay))
         super().__init__(params, defaults)
         self.inner_steps = int(inner_steps)
         self.inner = inner
         self.armijo = dict(c=float(armijo_c), beta=float(armijo_beta), expand=float(armijo_expand),
                            max_step=float(armijo_max_step), max_backtracks=int(max_backtracks))
+        self.sls = dict(c=float(sls_c), beta=float(sls_beta), expand=float(sls_expand), eta_min=float(eta_min),
+                        eta_max=float(eta_max))
+        self.ada_eta0 = float(ada_eta0)
         self.outer_steps = 0  # t: expensive gradients consumed so far
+        self._sls_eta: float | None = None  # the last accepted (unscheduled) line-search eta
+        self._ada_sum = 0.0  # sum of ||g_s||^2 so far (a host float: one read per outer step)
         self._params = [p for g in self.param_groups for p in g["params"]]
         self.adam_betas = (float(adam_betas[0]), float(adam_betas[1]))
         self.adam_eps = float(adam_eps)
@@ -112,29 +171,67 @@ class SSO(torch.optim.Optimizer):
         self._armijo_step = float(inner_lr or 1.0)
 
     # -- schedule ------------------------------------------------------------------------------
-    def current_eta(self) -> float:
-        """:math:`\\eta_t` for the next outer step."""
+    def schedule_factor(self) -> float:
+        """:math:`s_t` of the schedule for the next outer step."""
         g = self.param_groups[0]
         t = self.outer_steps
         if g["eta_schedule"] == "sqrt":
-            return g["eta"] / math.sqrt(t + 1)
+            return 1.0 / math.sqrt(t + 1)
         if g["eta_schedule"] == "exp":
-            return g["eta"] * g["eta_decay"] ** t
-        return g["eta"]
+            return g["eta_decay"] ** t
+        return 1.0
+
+    def current_eta(self) -> float:
+        """:math:`\\eta_t` for the next outer step (numeric eta only: the adaptive rules need its gradient)."""
+        eta = self.param_groups[0]["eta"]
+        if isinstance(eta, str):
+            raise ValueError(f"eta={eta!r} is chosen inside step() from the expensive gradient")
+        return eta * self.schedule_factor()
+
+    @torch.no_grad()
+    def sls_eta(self, target_loss: Callable[[torch.Tensor], torch.Tensor], targets: torch.Tensor,
+                target_grad: torch.Tensor) -> tuple[float, int]:
+        """SSO-SLS: the Armijo step in target space (before the schedule) and the number of rejected trials.
+
+        Accept the first trial with ``l(z - eta g) <= l(z) - c eta ||g||^2``; trials start at
+        ``min(expand * previous, eta_max)`` and shrink by ``beta``; the result is clipped to
+        ``[eta_min, eta_max]`` (``eta_min`` if no trial above it passes)."""
+        cfg = self.sls
+        z, g = targets.detach(), target_grad.detach()
+        l0 = float(target_loss(z))
+        g2 = float(g.pow(2).sum())
+        eta = cfg["eta_max"] if self._sls_eta is None else min(cfg["expand"] * self._sls_eta, cfg["eta_max"])
+        rejected = 0
+        if g2 > 0:
+            while eta > cfg["eta_min"] and float(target_loss(z - eta * g)) > l0 - cfg["c"] * eta * g2:
+                eta *= cfg["beta"]
+                rejected += 1
+        eta = min(max(eta, cfg["eta_min"]), cfg["eta_max"])
+        self._sls_eta = eta
+        return eta, rejected
+
+    def ada_eta(self, target_grad: torch.Tensor) -> float:
+        """SSO-Ada: ``eta_0 / sqrt(sum_{s<=t} ||g_s||^2)`` (adds this outer step's gradient to the sum)."""
+        self._ada_sum += float(target_grad.detach().pow(2).sum())
+        return self.ada_eta0 / math.sqrt(max(self._ada_sum, 1e-300))
 
     # -- the step ------------------------------------------------------------------------------
     def step(self, target_fn: Callable[[], torch.Tensor] | None = None,  # type: ignore[override]
-             target_grad: torch.Tensor | None = None, targets: torch.Tensor | None = None) -> dict[str, Any]:
+             target_grad: torch.Tensor | None = None, targets: torch.Tensor | None = None,
+             target_loss: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any]:
         """One outer step: ``m`` inner steps on the surrogate built from ``target_grad``.
 
         Args:
             target_fn: recomputes the targets ``z(theta)`` on the fixed batch (differentiable).
             target_grad: :math:`\\nabla_z \\ell(z_t)`, same shape as the targets.
             targets: :math:`z_t` if the caller already has it (saves one forward pass).
+            target_loss: :math:`z \\mapsto \\ell_t(z)`, the batch loss as a function of the targets
+                (needed by ``eta="sls"`` only; it must be cheap: no new labels, no model call).
 
         Returns diagnostics (tensors stay on the device): ``surrogate`` (the surrogate value before
         each inner step, shape ``[m]``; the first is 0 by construction), ``surrogate_final`` (after
-        the last step; only the line search computes it, otherwise NaN), ``eta`` (float),
+        the last step; only the line search computes it, otherwise NaN), ``eta`` (float, the
+        :math:`\\eta_t` used; ``sls_backtracks`` too for ``eta="sls"``),
         ``inner_steps`` (int) and, for ``sgd-armijo``, ``step_size`` (float, the last accepted step),
         ``backtracks`` (int, rejected trials in total) and ``rejected_steps`` (1 if the line search found
         no decrease, which ends the inner loop early: the point is stationary to rounding; else 0).
@@ -148,7 +245,17 @@ class SSO(torch.optim.Optimizer):
         z0 = targets.detach()
         if z0.shape != g.shape:
             raise ValueError(f"target_grad has shape {tuple(g.shape)} but the targets have shape {tuple(z0.shape)}")
-        eta = self.current_eta()
+        rule = self.param_groups[0]["eta"]
+        info: dict[str, Any] = {}
+        if rule == "sls":
+            if target_loss is None:
+                raise TypeError("eta='sls' needs target_loss (the batch loss as a function of the targets)")
+            eta, info["sls_backtracks"] = self.sls_eta(target_loss, z0, g)
+            eta *= self.schedule_factor()
+        elif rule == "ada":
+            eta = self.ada_eta(g)
+        else:
+            eta = self.current_eta()
         inv2eta = 0.5 / eta
 
         def surrogate() -> torch.Tensor:
@@ -157,14 +264,12 @@ class SSO(torch.optim.Optimizer):
 
         m = self.inner_steps
         values = torch.empty(m, dtype=z0.dtype, device=z0.device)
-        info: dict[str, Any] = {"eta": eta, "inner_steps": m}
+        info.update({"eta": eta, "inner_steps": m})
         if self.inner == "sgd-armijo":
             info.update(self._armijo_loop(surrogate, values))
         else:
             params = [p for p in self._params if p.requires_grad]
             lr = self.param_groups[0]["inner_lr"]
-            if self.inner == "sgd" and lr is None:
-                lr = eta  # follow eta_t: m = 1 is then exactly SGD(lr = eta_t) on f
             update = self._adam_update if self.inner == "adam" else self._sgd_update
             for i in range(m):
                 for p in params:
@@ -268,6 +373,7 @@ class SSO(torch.optim.Optimizer):
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"base": super().state_dict(), "outer_steps": self.outer_steps, "armijo_step": self._armijo_step,
+                "sls_eta": self._sls_eta, "ada_sum": self._ada_sum,
                 "adam_t": self._adam_t, "adam_m": [t.clone() for t in self._adam_m],
                 "adam_v": [t.clone() for t in self._adam_v]}
 
@@ -275,6 +381,8 @@ class SSO(torch.optim.Optimizer):
         super().load_state_dict(state_dict["base"])
         self.outer_steps = int(state_dict["outer_steps"])
         self._armijo_step = float(state_dict["armijo_step"])
+        self._sls_eta = state_dict.get("sls_eta")
+        self._ada_sum = float(state_dict.get("ada_sum", 0.0))
         self._adam_t = int(state_dict.get("adam_t", 0))
         device_of = [p for p in self._params if p.requires_grad]
         self._adam_m = [t.to(p.device, p.dtype) for t, p in zip(state_dict.get("adam_m", []), device_of)]
