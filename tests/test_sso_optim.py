@@ -207,7 +207,7 @@ def test_sls_eta_satisfies_target_space_armijo_and_is_maximal(c):
 
     beta, eta_max = 0.9, 1e4
     opt = SSO(model.parameters(), eta="sls", inner_steps=5, sls_c=c, sls_beta=beta, eta_max=eta_max)
-    for t in range(6):
+    for _ in range(6):
         z = model(x).detach().requires_grad_(True)
         (g,) = torch.autograd.grad(loss_of(z), z)
         z = z.detach()
