@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import click
+import numpy as np
 
 from agentlab.errors import UserError
 
@@ -20,7 +21,7 @@ def data() -> None:
 @click.option("--drop-invalid", is_flag=True, help="drop rows with NaN/Inf instead of refusing the file")
 @click.option("--env", "env_id", help="also check dimensions and action bounds against this env")
 def info(spec: str, as_json: bool, drop_invalid: bool, env_id: str | None) -> None:
-    """Describe a dataset: SPEC is a path, a name in $AGENTLAB_DATA, or minari:ID."""
+    """Describe a dataset: SPEC is a path, a name in $AGENTLAB_DATA, minari:ID or ogbench:ENV_NAME."""
     from agentlab.data import check_against_env, load
 
     ds = load(spec, drop_invalid=drop_invalid)
@@ -54,7 +55,9 @@ def list_cmd(as_json: bool) -> None:
         GENERATORS = {}
     root = dataset_dir()
     on_disk = sorted(p.name for p in root.glob("*") if p.suffix in (".hdf5", ".h5", ".npz")) if root.is_dir() else []
-    rows = [{"name": n, "on_disk": any(f.startswith(n + ".") for f in on_disk),
+    og = root / "ogbench"
+    rows = [{"name": n, "on_disk": any(f.startswith(n + ".") for f in on_disk)
+             or (n.startswith("ogbench/") and (og / f"{n[len('ogbench/'):]}.npz").is_file()),
              "description": getattr(g, "description", "")} for n, g in sorted(GENERATORS.items())]
     if as_json:
         click.echo(json.dumps({"dataset_dir": str(root), "makeable": rows, "on_disk": on_disk}, indent=2))
@@ -74,11 +77,23 @@ def list_cmd(as_json: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(), help="output file (default: $AGENTLAB_DATA/NAME.hdf5)")
 @click.option("--force", is_flag=True, help="overwrite an existing file")
-def make(name: str, size: int | None, seed: int, out: str | None, force: bool) -> None:
-    """Generate dataset NAME (see `agentlab data list`) as a D4RL-format HDF5 file."""
+@click.option("--episodes", type=int, help="ogbench/ datasets: training episodes (default: the official count; "
+              "the -val file gets a tenth)")
+@click.option("--workers", type=int, default=1, show_default=True, help="ogbench/ datasets: parallel processes")
+def make(name: str, size: int | None, seed: int, out: str | None, force: bool, episodes: int | None,
+         workers: int) -> None:
+    """Generate dataset NAME (see `agentlab data list`): D4RL-format HDF5, or for ogbench/NAME the
+    OGBench .npz pair NAME.npz + NAME-val.npz (resumable: rerun the same command after an interruption)."""
     from agentlab.data.generators import make_dataset
 
-    path = make_dataset(name, size=size, seed=seed, out=out, force=force)
+    path = make_dataset(name, size=size, seed=seed, out=out, force=force, episodes=episodes, workers=workers)
+    if name.startswith("ogbench/"):
+        with np.load(path) as z:
+            m = json.loads(str(z["metadata_json"]))
+        click.echo(f"wrote {path} (+ -val): {m['episodes']} episodes, {m['rows']} steps = {m['transitions']} "
+                   f"transitions; oracle success {m['oracle_success_rate']:.1f}% of {m['oracle_subtasks']} "
+                   f"sub-tasks; {m['generation_time_s']:.0f} s")
+        return
     from agentlab.data import load
 
     s = load(str(path)).stats()

@@ -269,10 +269,15 @@ def resolve_path(spec: str) -> Path | None:
 
 def load(spec: str | Path, drop_invalid: bool = False) -> Dataset:
     """Load a dataset from a path (``.hdf5``/``.h5``/``.npz``), a name in the dataset directory,
-    or ``minari:ID`` (Minari's local store)."""
+    ``minari:ID`` (Minari's local store) or ``ogbench:ENV_NAME`` (an OGBench single-task dataset,
+    :mod:`agentlab.data.ogbench`)."""
     spec = str(spec)
     if spec.startswith("minari:"):
         return read_minari(spec[len("minari:"):], drop_invalid)
+    if spec.startswith("ogbench:"):
+        from agentlab.data.ogbench import load as load_ogbench
+
+        return load_ogbench(spec[len("ogbench:"):], drop_invalid)
     path = resolve_path(spec)
     if path is None:
         raise UserError(f"dataset not found: {spec!r} (not a file, and not in {dataset_dir()}; "

@@ -6,7 +6,12 @@
   locomotion-style data from one cached stable-baselines3 PPO training run per environment
   (:mod:`agentlab.data.generators.locomotion`, :mod:`agentlab.experts`).
 
-Every file carries its provenance and reference scores under ``metadata/`` (``env_id``,
+* ``ogbench/{cube-single,cube-double,scene,puzzle-3x3}-{play,noisy}-v0``,
+  ``ogbench/pointmaze-{medium,large}-navigate-v0``: OGBench datasets regenerated with OGBench's own
+  oracles in OGBench's ``.npz`` layout (``NAME.npz`` + ``NAME-val.npz`` in ``$AGENTLAB_DATA/ogbench/``;
+  :mod:`agentlab.data.generators.ogbench_gen`), sized in episodes (``--episodes``), not transitions.
+
+Every HDF5 file carries its provenance and reference scores under ``metadata/`` (``env_id``,
 ``generator``, ``seed``, ``size``, ``ref_min_score``, ``ref_max_score``, how they were measured).
 """
 
@@ -60,11 +65,26 @@ def _loco(env: str, level: str) -> Generator:
                      default, build)
 
 
+def _ogbench(name: str) -> Generator:
+    from agentlab.data.generators import ogbench_gen
+
+    spec = ogbench_gen.SPECS[name]
+
+    def build(size: int | None, seed: int, log: Any) -> Any:
+        raise UserError(f"ogbench/{name} is written by make_dataset(..., episodes=N) as OGBench .npz files")
+
+    oracle = {"play": "plan oracle", "noisy": "Markov oracle + noise", "navigate": "subgoal-direction oracle"}
+    return Generator(f"ogbench/{name}", f"OGBench {spec.env_name}, {oracle[spec.dataset_type]} "
+                     f"({spec.episodes} x {ogbench_gen.EPISODE_STEPS} steps + {spec.episodes // 10}-episode -val)",
+                     spec.official_transitions, build)
+
+
 def _all() -> dict[str, Generator]:
-    from agentlab.data.generators import locomotion, pointmaze
+    from agentlab.data.generators import locomotion, ogbench_gen, pointmaze
 
     gens = [_maze(m, d) for m in pointmaze.MAZE_STEPS for d in (False, True)]
     gens += [_loco(e, lv) for e in locomotion.ENV_IDS for lv in locomotion.LEVELS]
+    gens += [_ogbench(n) for n in ogbench_gen.SPECS]
     return {g.name: g for g in gens}
 
 
@@ -72,15 +92,29 @@ GENERATORS: dict[str, Generator] = _all()
 
 
 def make_dataset(name: str, size: int | None = None, seed: int = 0, out: str | Path | None = None,
-                 force: bool = False, log: Any = print) -> Path:
+                 force: bool = False, log: Any = print, episodes: int | None = None, workers: int = 1) -> Path:
     """Generate dataset ``name`` and write it as D4RL-format HDF5; returns the file path.
 
     An existing output file is an error unless ``force`` (nothing is touched before the new file is
-    complete: it is written to a temporary file and renamed)."""
+    complete: it is written to a temporary file and renamed). ``ogbench/NAME`` datasets are sized by
+    ``episodes`` (default: the official count), made by ``workers`` processes, resumable, and written as
+    OGBench ``.npz`` files into the directory ``out`` (default ``$AGENTLAB_DATA/ogbench``)."""
     import agentlab
     from agentlab.data.io import dataset_dir, save_d4rl
     from agentlab.runs import git_sha
 
+    if name.startswith("ogbench/"):
+        from agentlab.data.generators import ogbench_gen
+
+        if size is not None:
+            raise UserError("ogbench/ datasets are sized in episodes: pass --episodes N, not --size")
+        out_dir = Path(out) if out is not None else dataset_dir() / "ogbench"
+        if out_dir.suffix in (".npz", ".hdf5", ".h5"):
+            raise UserError(f"--out for an ogbench/ dataset is a directory (got {out_dir})")
+        return ogbench_gen.make(name[len("ogbench/"):], out_dir, episodes=episodes, workers=workers, seed=seed,
+                                force=force, log=log)[0]
+    if episodes is not None:
+        raise UserError("--episodes applies to ogbench/ datasets only; use --size (transitions)")
     if name not in GENERATORS:
         close = difflib.get_close_matches(name, list(GENERATORS), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else " (see `agentlab data list`)"

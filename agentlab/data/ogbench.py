@@ -1,0 +1,196 @@
+"""OGBench single-task datasets and environments: ``--dataset ogbench:ENV_NAME``, ``--env ogbench/ENV``.
+
+``ogbench:cube-single-play-singletask-task2-v0`` names OGBench's reward-based single-task variant of
+the ``cube-single-play-v0`` dataset (the name grammar is OGBench's own, parsed the way
+``ogbench.make_env_and_datasets`` parses it). Loading it:
+
+1. finds ``cube-single-play-v0.npz`` -- ours (``agentlab data make ogbench/cube-single-play-v0`` writes
+   ``$AGENTLAB_DATA/ogbench/``) or an official file placed in OGBench's data directory
+   (``$OGBENCH_DATA`` or ``~/.ogbench/data``); nothing is ever downloaded;
+2. reads it with ``ogbench.load_dataset(..., add_info=True)`` and relabels it with
+   ``ogbench.relabel_utils.relabel_dataset`` against the task's environment (OGBench's own functions:
+   ``reward = (#satisfied sub-goals) - (#sub-goals)`` of the state *before* the step, ``mask = 0`` where
+   every sub-goal holds);
+3. returns an agentlab :class:`~agentlab.data.Dataset`: ``terminals = (mask == 0)`` (no bootstrap
+   from a goal state, as FQL's ``batch['masks']``), ``timeouts`` = the other trajectory ends, and
+   ``metadata['env_id'] = 'ogbench/<env>'`` -- the evaluation env, e.g.
+   ``ogbench/cube-single-singletask-task2-v0``.
+
+Evaluation protocol (OGBench, FQL, FiDec): the single-task env terminates when the goal is reached,
+``info['success']`` marks it and the score is the success rate x 100 over 50 episodes.
+Success timing in ogbench 1.2.2 (the version pinned here): every ``*-singletask-*`` env is registered
+with ``success_timing='pre'``, i.e. success is computed on the state ``s`` *before* the action, the
+same convention as the dataset relabelling (the goal-conditioned envs default to ``'post'``, ``s'``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentlab.errors import UserError
+
+#: episodes per evaluation in the references (FQL ``--eval_episodes=50``; FiDec follows FQL)
+EVAL_EPISODES = 50
+#: when ogbench 1.2.2 computes success in its single-task envs (see the module docstring)
+SUCCESS_TIMING = "pre"
+
+
+def ogbench_data_dir() -> Path:
+    """OGBench's own data directory (``$OGBENCH_DATA`` or ogbench's default ``~/.ogbench/data``)."""
+    return Path(os.environ.get("OGBENCH_DATA", "~/.ogbench/data")).expanduser()
+
+
+def our_data_dir() -> Path:
+    from agentlab.data.io import dataset_dir
+
+    return dataset_dir() / "ogbench"
+
+
+def parse(name: str) -> tuple[str, str, int | None]:
+    """``cube-single-play-singletask-task2-v0`` -> (dataset ``cube-single-play-v0``, env
+    ``cube-single-singletask-task2-v0``, task 2); the split is ``ogbench.make_env_and_datasets``'s."""
+    splits = name.split("-")
+    if "singletask" not in splits:
+        raise UserError(f"ogbench:{name} is not a single-task name: offline RL needs e.g. "
+                        f"ogbench:cube-single-play-singletask-task2-v0 (DATASET-singletask[-taskN]-v0)")
+    pos = splits.index("singletask")
+    if pos < 2 or not re.fullmatch(r"v\d+", splits[-1]):
+        raise UserError(f"ogbench:{name}: expected DATASET-singletask[-taskN]-vK, e.g. "
+                        "ogbench:cube-single-play-singletask-task2-v0")
+    env_name = "-".join(splits[:pos - 1] + splits[pos:])
+    dataset_name = "-".join(splits[:pos] + splits[-1:])
+    rest = splits[pos + 1:-1]
+    task = None
+    if rest:
+        m = re.fullmatch(r"task(\d+)", rest[0]) if len(rest) == 1 else None
+        if m is None:
+            raise UserError(f"ogbench:{name}: after 'singletask' expected '-taskN' or nothing, got "
+                            f"'-{'-'.join(rest)}'")
+        task = int(m.group(1))
+    return dataset_name, env_name, task
+
+
+def check_env_name(env_name: str, task: int | None = None) -> None:
+    """A one-line error unless ogbench registers ``env_name`` (unknown family, or task out of range)."""
+    import gymnasium as gym
+
+    _import_ogbench()
+    if env_name in gym.registry:
+        return
+    base = re.sub(r"-task\d+(?=-v\d+$)", "", env_name)
+    if task is not None and base in gym.registry:
+        tasks = sorted(int(m.group(1)) for k in gym.registry
+                       if (m := re.fullmatch(re.escape(base[:-3]) + r"-task(\d+)" + re.escape(base[-3:]), k)))
+        raise UserError(f"{env_name}: OGBench has no task {task} for this environment "
+                        f"(tasks {tasks[0]}-{tasks[-1]}, or none for the default task)")
+    known = sorted({k.split("-singletask")[0] for k in gym.registry if "-singletask" in k and "visual" not in k})
+    import difflib
+
+    close = difflib.get_close_matches(env_name.split("-singletask")[0], known, n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else f" (known: {', '.join(known)})"
+    raise UserError(f"unknown OGBench environment {env_name!r}{hint}")
+
+
+def _import_ogbench() -> Any:
+    try:
+        import ogbench
+    except ImportError:
+        raise UserError("the ogbench package is not installed: pip install ogbench") from None
+    return ogbench
+
+
+def find_file(dataset_name: str) -> Path:
+    """Our generated ``NAME.npz`` first, then OGBench's data directory; a one-line error otherwise."""
+    cands = [our_data_dir() / f"{dataset_name}.npz", ogbench_data_dir() / f"{dataset_name}.npz"]
+    for c in cands:
+        if c.is_file():
+            return c
+    from agentlab.data.generators.ogbench_gen import SPECS
+
+    make = (f"make it with `agentlab data make ogbench/{dataset_name}`" if dataset_name in SPECS else
+            "agentlab cannot generate it: place the official file there")
+    raise UserError(f"OGBench dataset {dataset_name}.npz not found (looked in {cands[0].parent} and "
+                    f"{cands[1].parent}); {make}")
+
+
+def make_env(env_name: str, **kwargs: Any) -> Any:
+    """Entry point of the ``ogbench/<env>`` Gymnasium ids: OGBench's own registered env."""
+    import gymnasium as gym
+
+    check_env_name(env_name)
+    return gym.make(env_name, **kwargs)
+
+
+def register_env(env_id: str) -> None:
+    """Register ``ogbench/<env>`` with Gymnasium (called by :func:`agentlab.envs.make_env`)."""
+    import gymnasium as gym
+
+    env_name = env_id[len("ogbench/"):]
+    check_env_name(env_name, _task_of(env_name))
+    if env_id not in gym.registry:
+        gym.register(id=env_id, entry_point="agentlab.data.ogbench:make_env", kwargs={"env_name": env_name})
+
+
+def _task_of(env_name: str) -> int | None:
+    m = re.search(r"-task(\d+)-v\d+$", env_name)
+    return int(m.group(1)) if m else None
+
+
+def load(name: str, drop_invalid: bool = False) -> Any:
+    """The :class:`Dataset` of ``ogbench:NAME`` (see the module docstring)."""
+    import gymnasium as gym
+
+    from agentlab.data.dataset import Dataset
+
+    dataset_name, env_name, task = parse(name)
+    check_env_name(env_name, task)
+    path = find_file(dataset_name)
+    ogbench = _import_ogbench()
+    from ogbench.relabel_utils import relabel_dataset
+
+    try:
+        raw = ogbench.load_dataset(str(path), add_info=True)
+    except Exception as e:  # noqa: BLE001 - an unreadable or foreign file is the user's to fix
+        raise UserError(f"{path}: not an OGBench dataset file ({type(e).__name__}: {str(e).splitlines()[0]})") \
+            from None
+    env = gym.make(env_name)
+    try:
+        relabel_dataset(env_name, env, raw)
+    except (KeyError, IndexError, ValueError) as e:
+        raise UserError(f"{path}: cannot relabel it for {env_name} ({type(e).__name__}: {e})") from None
+    finally:
+        env.close()
+    goal = raw["masks"] == 0
+    traj_end = raw["terminals"].astype(bool)
+    meta: dict[str, Any] = {"dataset_name": name, "format": "ogbench", "source": str(path),
+                            "env_id": f"ogbench/{env_name}", "ogbench_dataset": dataset_name,
+                            "ogbench_task": task, "success_timing": SUCCESS_TIMING,
+                            "eval_episodes": EVAL_EPISODES, "score": "success rate (0-100)"}
+    try:
+        with np.load(path) as z:
+            if "metadata_json" in z.files:
+                import json
+
+                meta["generated"] = json.loads(str(z["metadata_json"]))
+    except Exception:  # noqa: BLE001
+        pass
+    ds = Dataset(raw["observations"], raw["actions"], raw["rewards"], raw["next_observations"],
+                 terminals=goal, timeouts=traj_end & ~goal, metadata=meta)
+    bad = ds.invalid_counts()
+    if bad:
+        if not drop_invalid:
+            raise UserError(f"{path}: NaN/Inf values ({bad}); pass --drop-invalid to drop those rows")
+        finite = np.ones(len(ds), bool)
+        for key in ("observations", "actions", "rewards", "next_observations"):
+            arr = getattr(ds, key)
+            finite &= np.isfinite(arr).reshape(len(arr), -1).all(1)
+        ds = ds.drop_rows(finite)
+    return ds
+
+
+__all__ = ["EVAL_EPISODES", "SUCCESS_TIMING", "check_env_name", "find_file", "load", "make_env", "parse", "register_env"]
