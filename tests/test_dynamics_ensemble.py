@@ -98,3 +98,56 @@ def test_learned_reward_output():
     model = GaussianEnsemble(2, 1, members=2, hidden=[8], num_elites=1, learn_reward=True)
     nxt, r = model.sampler("fixed")(torch.zeros(3, 2), torch.zeros(3, 1), None)
     assert nxt.shape == (3, 2) and r.shape == (3,)
+
+
+def test_retrain_on_more_data_never_ends_worse():
+    """Successive fits of one trainer on a growing dataset (rows appended; later rows come from a wider
+    state distribution, so the normalisers move between fits): the error on an independent test set of
+    the final distribution never goes up from one retrain to the next."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(3)
+
+    def chunk(n, seed, scale):  # linear_gaussian with the states scaled: s2 = A (scale s) + B a + noise
+        s, a, s2 = linear_gaussian(n, seed)
+        return s * scale, a, s2 + (scale - 1) * s @ torch.tensor([[0.9, 0.2], [-0.1, 0.8]]).T
+
+    parts = [chunk(n, 10 + i, 1.0 + i) for i, n in enumerate((150, 350, 1000))]
+    s_all, a_all, s2_all = (torch.cat(x) for x in zip(*parts))
+    ts, ta, ts2 = (torch.cat(x) for x in zip(*[chunk(300, 50 + i, 1.0 + i) for i in range(3)]))
+    model = GaussianEnsemble(2, 1, members=3, hidden=[32, 32], num_elites=2)
+    trainer = EnsembleTrainer(model, lr=3e-3, batch_size=64, max_epochs=60, patience=5)
+    errors, seen = [], 0
+    for s, _, _ in parts:
+        seen += len(s)
+        info = trainer.fit(s_all[:seen], a_all[:seen], s2_all[:seen], generator=g)
+        assert info["train/model_epochs"] >= info["train/model_best_epoch"] >= 1
+        mean, _ = model.predict(ts, ta)
+        errors.append((mean[model.elites].mean(0) - (ts2 - ts)).pow(2).mean().item())
+    assert all(b <= a for a, b in zip(errors, errors[1:])), errors
+
+
+def test_holdout_rows_keep_their_split_as_data_grows():
+    from agentlab.models.dynamics import holdout_mask
+
+    small, big = holdout_mask(500, 0.1), holdout_mask(5000, 0.1)
+    assert torch.equal(small, big[:500])
+    assert abs(big.float().mean().item() - 0.1) < 0.005
+
+
+def test_fit_ends_on_each_members_best_epoch():
+    """Slow learning (every epoch improves by well under the 1% patience threshold): the fit must still
+    end on each member's best held-out epoch, not on an earlier snapshot or the initial weights."""
+    torch.manual_seed(0)
+    s, a, s2 = linear_gaussian(1000)
+    model = GaussianEnsemble(2, 1, members=3, hidden=[32, 32], num_elites=2)
+    trainer = EnsembleTrainer(model, lr=2e-6, batch_size=64, max_epochs=12, patience=12)
+    trainer.fit(s, a, s2, generator=torch.Generator().manual_seed(0))
+    from agentlab.models.dynamics import holdout_mask
+
+    val = holdout_mask(1000, 0.1)
+    z = model.in_norm(torch.cat([s, a], 1))[val]
+    y = ((s2 - s - model.out_norm.mean) / model.out_norm.std)[val]
+    final = trainer._holdout_error(z, y, torch.ones(len(z)))
+    best = torch.stack(trainer.history).min(0).values
+    torch.testing.assert_close(final, best)
+    assert len(trainer.history) == 12

@@ -41,7 +41,13 @@ from agentlab.agents.base import Agent, spaces_from_env
 from agentlab.config import AlgoConfig, help_field
 from agentlab.errors import UserError
 from agentlab.models.cem import MPCPlanner
-from agentlab.models.dynamics import EnsembleTrainer, GaussianEnsemble, proximity_weights
+from agentlab.models.dynamics import (
+    EnsembleTrainer,
+    GaussianEnsemble,
+    effective_sample_fraction,
+    proximity_weights,
+    sigma_for_ess,
+)
 from agentlab.models.tasks import get_task
 
 
@@ -69,10 +75,11 @@ class PETSConfig(AlgoConfig):
     propagation: str = help_field("random", "random (TS1: random elite per row and step) | fixed (TS-inf) | mean")
     # loop
     seed_episodes: int = help_field(1, "episodes of uniform random actions before planning")
-    retrain_every: int = help_field(50, "env steps between model retrainings")
+    retrain_every: int = help_field(50, "env steps between model retrainings (and at the start of every planned episode with new data)")
     # objective-mismatch re-weighting
     reweight: str = help_field("none", "none | expert (oracle or --demos) | best (own best episodes)")
     sigma: float = help_field(math.inf, "kernel width in normalised state-action space; inf = plain NLL")
+    ess_target: float = help_field(0.0, "if in (0, 1): at every retrain choose sigma so that the weights' effective sample size is this fraction of the data (overrides sigma)")
     expert_episodes: int = help_field(2, "expert episodes (oracle) or best own episodes used for weights")
     oracle_horizon: int = help_field(25, "horizon of the oracle (true-dynamics) CEM expert")
     oracle_population: int = help_field(200, "population of the oracle CEM expert")
@@ -86,6 +93,8 @@ def _check(cfg: PETSConfig) -> None:
         raise UserError(f"reweight must be none, expert or best, got {cfg.reweight!r}")
     if cfg.reweight != "none" and not cfg.sigma > 0:
         raise UserError(f"sigma must be positive, got {cfg.sigma}")
+    if not 0 <= cfg.ess_target < 1:
+        raise UserError(f"ess_target must be in [0, 1) (0: use sigma), got {cfg.ess_target}")
     if cfg.propagation not in ("random", "fixed", "mean"):
         raise UserError(f"propagation must be random, fixed or mean, got {cfg.propagation!r}")
     if not 1 <= cfg.num_elites <= cfg.members:
@@ -93,7 +102,7 @@ def _check(cfg: PETSConfig) -> None:
     for name in ("horizon", "population", "iterations", "particles", "retrain_every", "members"):
         if getattr(cfg, name) < 1:
             raise UserError(f"{name} must be at least 1, got {getattr(cfg, name)}")
-    if cfg.elite_ratio * cfg.population < 2:
+    if math.ceil(cfg.elite_ratio * cfg.population - 1e-9) < 2:
         raise UserError("elite_ratio * population must give at least 2 elites")
 
 
@@ -223,6 +232,7 @@ class PETSRunner:
         self.trained = False
         self.returns: list[tuple[int, float]] = []  # (env steps at episode end, return)
         self.model_info: dict[str, float] = {}
+        self.retrain_log: list[tuple[int, dict[str, float]]] = []  # (env step, model metrics) per retrain, drained by train()
         self.expert = expert
         if cfg.reweight == "expert" and expert is None:
             raise UserError("reweight=expert needs expert transitions (--demos FILE or an oracle task)")
@@ -230,7 +240,7 @@ class PETSRunner:
     # -- model training ----------------------------------------------------------------------------
     def _expert_inputs(self) -> torch.Tensor | None:
         cfg = self.cfg
-        if cfg.reweight == "none" or math.isinf(cfg.sigma):
+        if cfg.reweight == "none" or (math.isinf(cfg.sigma) and not cfg.ess_target):
             return None
         if cfg.reweight == "expert":
             e = self.expert
@@ -252,13 +262,17 @@ class PETSRunner:
         weights, expert_in = None, self._expert_inputs()
         if expert_in is not None and len(expert_in):
             norm = Normalizer(inputs.shape[1], eps=1e-6).fit(inputs)
-            weights = proximity_weights(inputs, expert_in, norm, self.cfg.sigma)
+            sigma = sigma_for_ess(inputs, expert_in, norm, self.cfg.ess_target) if self.cfg.ess_target else self.cfg.sigma
+            weights = proximity_weights(inputs, expert_in, norm, sigma)
         info = self.agent.trainer.fit(b["obs"], b["act"], b["next_obs"], b["rew"], weights, self.data_gen)
         if weights is not None:
-            info["train/weight_ess_frac"] = float(weights.sum() ** 2 / weights.pow(2).sum() / len(weights))
+            info["train/weight_ess_frac"] = effective_sample_fraction(weights)
+            info["train/weight_sigma"] = sigma
         info["time/model_train_s"] = time.perf_counter() - t0
         self.trained, self.since_train = True, 0
         self.model_info = info
+        self.retrain_log.append((self.steps, {"model/" + k.split("/", 1)[1].removeprefix("model_"): v
+                                              for k, v in info.items()}))
         return info
 
     # -- acting ------------------------------------------------------------------------------------
@@ -270,11 +284,13 @@ class PETSRunner:
         self.agent.reset_episodes(1)
         total, n, plan_time, done = 0.0, 0, 0.0, False
         rows: dict[str, list] = {k: [] for k in self.buf}
+        if not random_phase and (not self.trained or self.since_train > 0):
+            self.retrain()  # every planned episode starts from a model that has seen all data so far
         while not done and (max_steps is None or n < max_steps):
             if random_phase:
                 a = self.env.action_space.sample()
             else:
-                if not self.trained or self.since_train >= cfg.retrain_every:
+                if self.since_train >= cfg.retrain_every:
                     self._flush(rows)
                     self.retrain()
                 t0 = time.perf_counter()
@@ -357,6 +373,9 @@ def train(ctx: TrainContext) -> dict[str, float]:
     with ctx.run.progress(ctx.steps, runner.steps, "pets") as bar:
         while runner.steps < ctx.steps:
             info = runner.run_episode(ctx.steps - runner.steps)
+            for step, model_info in runner.retrain_log:  # one metrics.csv row per retrain: epochs, held-out error
+                ctx.run.log(step, model_info)
+            runner.retrain_log.clear()
             ctx.run.log(runner.steps, info)
             final = info
             ctx.run.save_checkpoint({**runner.state_dict(), "step": runner.steps})
@@ -375,11 +394,13 @@ def build_agent(config: PETSConfig, spaces: dict[str, Any]) -> PETSAgent:
     return PETSAgent(config, spaces)
 
 
-#: small/smoke presets cut the planner and the network so that a run fits a shared 2-core CPU; with a few hundred
+#: `small` keeps mbrl-lib's 4 x 200 members (3 x 64 networks could not model the swing-up) and cuts the planner
+#: to 60 sequences x 4 particles x 3 iterations at horizon 25 (horizon 15 caps even a true-dynamics CEM at ~85 on
+#: the cart-pole swing-up): ~130 ms of one CPU core per action (results/mbrl/README.md); with a few hundred
 #: transitions a batch of 256 would give one gradient step per epoch, hence the smaller batch
-SMALL = {"members": 5, "num_elites": 3, "hidden": [64, 64, 64], "population": 60, "particles": 4, "iterations": 3,
-         "retrain_every": 200, "batch_size": 64, "max_epochs": 60, "patience": 8, "oracle_population": 100,
-         "oracle_horizon": 20}
+SMALL = {"members": 5, "num_elites": 3, "hidden": [200, 200, 200, 200], "horizon": 25, "population": 60,
+         "particles": 4, "iterations": 3, "retrain_every": 200, "batch_size": 64, "max_epochs": 40, "patience": 5,
+         "oracle_population": 100, "oracle_horizon": 25}
 SMOKE = {**SMALL, "members": 3, "num_elites": 2, "hidden": [32, 32], "population": 20, "particles": 2,
          "iterations": 2, "horizon": 5, "max_epochs": 3, "oracle_population": 20, "oracle_horizon": 5,
          "expert_episodes": 1}

@@ -5,7 +5,8 @@ CEM keeps a diagonal Gaussian :math:`\mathcal N(\mu, \operatorname{diag}\sigma^2
 sequences :math:`a_{1:H}`. Each iteration draws ``population`` sequences from the Gaussian
 truncated at two standard deviations, with the variance shrunk so that the truncated support stays
 inside the action box (:math:`\sigma^2 \le \min((\mu - lb)/2, (ub - \mu)/2)^2`); scores them;
-refits mean and variance to the top ``elite_ratio`` fraction ("elites") and moves the Gaussian
+refits mean and (maximum-likelihood, i.e. biased) variance to the top ``ceil(elite_ratio *
+population)`` sequences ("elites", mbrl-lib's rounding) and moves the Gaussian
 there with momentum :math:`\alpha`: :math:`\mu \leftarrow \alpha\mu + (1-\alpha)\mu_{elite}`
 (same for :math:`\sigma^2`). The returned plan is the final mean (the mean of the elites, smoothed),
 which is more stable than the best sample. Truncated-normal draws use the inverse CDF,
@@ -22,6 +23,7 @@ with the previous mean shifted by one step.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -47,7 +49,9 @@ class CEM:
     def __init__(self, population: int = 350, iterations: int = 5, elite_ratio: float = 0.1, momentum: float = 0.1,
                  lower: torch.Tensor | float = -1.0, upper: torch.Tensor | float = 1.0):
         self.population, self.iterations, self.momentum = population, iterations, momentum
-        self.num_elites = max(2, int(round(elite_ratio * population)))
+        self.num_elites = math.ceil(elite_ratio * population - 1e-9)  # rounds up, as mbrl-lib
+        if self.num_elites < 2:
+            raise ValueError("elite_ratio * population must give at least 2 elites")
         if self.num_elites > population:
             raise ValueError("elite_ratio * population exceeds the population")
         self.lower, self.upper = torch.as_tensor(lower, dtype=torch.float32), torch.as_tensor(upper, dtype=torch.float32)
@@ -68,7 +72,7 @@ class CEM:
             top = torch.topk(values, self.num_elites).indices
             elites = samples[top]
             mu = self.momentum * mu + (1 - self.momentum) * elites.mean(0)
-            var = self.momentum * var + (1 - self.momentum) * elites.var(0)
+            var = self.momentum * var + (1 - self.momentum) * elites.var(0, unbiased=False)
             best_value = max(best_value, float(values[top].mean()))
         return mu, {"value": best_value}
 

@@ -6,23 +6,28 @@ Each of the ``N`` members is a Gaussian MLP on normalised inputs :math:`z = (s, 
            \qquad y = \frac{(s' - s,\ [r]) - m_y}{\sigma_y}
 
 (targets are the state delta, plus the reward when the task's reward is not known in closed form,
-standardised by an output normaliser). The raw log-variance head is squashed into learned soft
-bounds, ``l = max - softplus(max - l); l = min + softplus(l - min)``, so the variance can neither
-collapse nor explode on data far from the training set. The training loss of member ``k`` on its
+standardised by an output normaliser). The raw log-variance head is squashed into soft bounds,
+``l = max - softplus(max - l); l = min + softplus(l - min)``, so the variance can neither collapse
+nor explode on data far from the training set; as in mbrl-lib's default the bounds are constant
+(``min = -10``, ``max = 0.5``, here in standardised target units); ``learn_logvar_bounds=True``
+learns them, with the penalty below. The training loss of member ``k`` on its
 bootstrap batch ``B_k`` is the *weighted* Gaussian NLL
 
 .. math::  L_k = \frac{1}{|B_k|}\sum_{i \in B_k} w_i \cdot \frac1d \sum_j
            \big[(\mu_{kj} - y_{ij})^2 e^{-\ell_{kj}} + \ell_{kj}\big]
-           \;+\; 0.01 \Big(\sum_j \ell^{\max}_{kj} - \sum_j \ell^{\min}_{kj}\Big)
+           \;\Big[+\; 0.01 \Big(\sum_j \ell^{\max}_{kj} - \sum_j \ell^{\min}_{kj}\Big)\Big]
 
-summed over members (Adam with L2 weight decay). With :math:`w_i = 1` this is the PETS loss;
+summed over members (the bracket only with learned bounds; Adam with L2 weight decay). With
+:math:`w_i = 1` this is the PETS loss;
 the objective-mismatch re-weighting (Lambert et al., 2020) passes
 :math:`w_i \propto \exp(-d_i^2 / 2\sigma^2)` with :math:`d_i` the distance of ``(s_i, a_i)`` to
 the nearest expert point in normalised state-action space (:func:`proximity_weights`).
 
-Training holds out a fraction of the data, keeps for every member the parameters of its best
-held-out epoch, stops when no member improved by more than 1% for ``patience`` epochs, and ranks
-the members by held-out error: the best ``num_elites`` ("elites") are the ones used for planning.
+Training holds out a fixed fraction of the rows (by row index, so a row's split never changes as the
+dataset grows), keeps for every member the parameters of its best held-out epoch of the current fit
+(the running best starts at +inf), stops when no member improved by more than 1% for ``patience``
+epochs, and ranks the members by held-out error: the best ``num_elites`` ("elites") are the ones
+used for planning. Each fit starts a fresh Adam and draws one bootstrap resample per member.
 All members run as one batched module (``agentlab.nn.EnsembleMLP``: one ``baddbmm`` per layer).
 """
 
@@ -45,7 +50,7 @@ class GaussianEnsemble(nn.Module):
 
     def __init__(self, obs_dim: int, act_dim: int, *, members: int = 7, hidden: Sequence[int] = (200, 200, 200, 200),
                  activation: str = "silu", learn_reward: bool = False, num_elites: int = 5,
-                 min_logvar: float = -10.0, max_logvar: float = 0.5):
+                 min_logvar: float = -10.0, max_logvar: float = 0.5, learn_logvar_bounds: bool = False):
         super().__init__()
         if not 1 <= num_elites <= members:
             raise ValueError(f"num_elites must be in [1, members={members}], got {num_elites}")
@@ -56,8 +61,14 @@ class GaussianEnsemble(nn.Module):
         self.net = EnsembleMLP(members, self.in_dim, list(hidden), 2 * self.out_dim, activation)
         self.in_norm = Normalizer(self.in_dim, eps=1e-6)
         self.out_norm = Normalizer(self.out_dim, eps=1e-6)
-        self.max_logvar = nn.Parameter(torch.full((members, 1, self.out_dim), float(max_logvar)))
-        self.min_logvar = nn.Parameter(torch.full((members, 1, self.out_dim), float(min_logvar)))
+        hi = torch.full((members, 1, self.out_dim), float(max_logvar))
+        lo = torch.full((members, 1, self.out_dim), float(min_logvar))
+        self.learn_logvar_bounds = learn_logvar_bounds
+        if learn_logvar_bounds:
+            self.max_logvar, self.min_logvar = nn.Parameter(hi), nn.Parameter(lo)
+        else:  # mbrl-lib's default: constant bounds (same state-dict keys)
+            self.register_buffer("max_logvar", hi)
+            self.register_buffer("min_logvar", lo)
         self.register_buffer("elites", torch.arange(num_elites))
 
     # -- normalisation ---------------------------------------------------------------------------
@@ -95,7 +106,10 @@ class GaussianEnsemble(nn.Module):
         nll = self.nll(z, y)
         if w is not None:
             nll = nll * w
-        return nll.mean(-1).sum() + 0.01 * (self.max_logvar.sum() - self.min_logvar.sum())
+        loss = nll.mean(-1).sum()
+        if self.learn_logvar_bounds:
+            loss = loss + 0.01 * (self.max_logvar.sum() - self.min_logvar.sum())
+        return loss
 
     @torch.no_grad()
     def predict(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,16 +221,64 @@ def proximity_weights(inputs: torch.Tensor, expert_inputs: torch.Tensor, normali
     return n * torch.softmax(-d2 / (2 * sigma**2), 0)
 
 
+def effective_sample_fraction(weights: torch.Tensor) -> float:
+    """Kish effective sample size of ``weights`` as a fraction of their number: ``(sum w)^2 / (N sum w^2)``."""
+    w = weights.double()
+    return float(w.sum() ** 2 / w.pow(2).sum() / len(w))
+
+
+def sigma_for_ess(inputs: torch.Tensor, expert_inputs: torch.Tensor, normalizer: Normalizer | None,
+                  target: float = 0.5, iters: int = 40) -> float:
+    """The kernel width whose :func:`proximity_weights` have effective sample size ``target * N``.
+
+    The ESS fraction grows monotonically from ``1 / N``-ish (``sigma -> 0``: all weight on the nearest
+    rows) to 1 (``sigma -> inf``), so a bisection on ``log sigma`` finds it. This is the stated rule that
+    fixes sigma from the *training* data alone (never from evaluation returns)."""
+    if not 0 < target < 1:
+        raise ValueError(f"target must be in (0, 1), got {target}")
+    lo, hi = math.log(1e-4), math.log(1e4)
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if effective_sample_fraction(proximity_weights(inputs, expert_inputs, normalizer, math.exp(mid))) < target:
+            lo = mid
+        else:
+            hi = mid
+    return math.exp(0.5 * (lo + hi))
+
+
+def holdout_mask(n: int, ratio: float, offset: float = 0.0) -> torch.Tensor:
+    """Which of rows ``0..n-1`` are held out: row ``i`` is held out iff ``frac(offset + i * phi) < ratio``
+    (``phi`` the golden ratio). The assignment depends on the row index only, so a row keeps its split
+    when the dataset grows: a model trained at one retrain has never seen the rows that score it at
+    the next (a fresh random split would leak its own training rows into the held-out set)."""
+    i = torch.arange(n, dtype=torch.float64)
+    return torch.frac(offset + i * 0.6180339887498949) < ratio
+
+
 class EnsembleTrainer:
-    """Fits a :class:`GaussianEnsemble` on a growing dataset (optimiser state kept across calls)."""
+    r"""Fits a :class:`GaussianEnsemble` on a (growing) dataset; every :meth:`fit` is self-contained.
+
+    Per fit: the normalisers are refit on all rows, a fresh Adam is built (no moment estimates carried
+    over from a fit on other data and other normaliser statistics), every member draws *one* bootstrap
+    resample of the training rows (fixed for the fit, reshuffled every epoch, as mbrl-lib's
+    ``BootstrapIterator``), and each member keeps the parameters of its best held-out epoch *of this
+    fit* -- the running best starts at :math:`+\infty`, so a retrain always ends on the best weights it
+    reached on the new data and never reverts to the pre-fit weights (whose score under the refitted
+    normaliser says nothing about what they learnt). The held-out rows are fixed by row index
+    (:func:`holdout_mask`), so they are never trained on by any earlier fit either.
+    """
 
     def __init__(self, model: GaussianEnsemble, lr: float = 7.5e-4, weight_decay: float = 3e-5,
                  batch_size: int = 256, holdout_ratio: float = 0.1, max_holdout: int = 5000, patience: int = 5,
                  max_epochs: int = 100, improvement: float = 0.01):
         self.model = model
-        self.opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        self.lr, self.weight_decay = lr, weight_decay
+        self.opt = self._new_optimizer()
         self.batch_size, self.holdout_ratio, self.max_holdout = batch_size, holdout_ratio, max_holdout
         self.patience, self.max_epochs, self.improvement = patience, max_epochs, improvement
+
+    def _new_optimizer(self) -> torch.optim.Adam:
+        return torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
     @torch.no_grad()
     def _holdout_error(self, z: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -224,11 +286,23 @@ class EnsembleTrainer:
         mean, _ = self.model(z)
         return ((mean - y).pow(2).mean(-1) * w).mean(-1)
 
+    @torch.no_grad()
+    def holdout_error(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor,
+                      rewards: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-member (unweighted) MSE of the mean on raw transitions, in the current normalised target
+        space: the score :meth:`fit` early-stops on, for data outside the fit."""
+        model = self.model
+        targets = model.make_targets(obs, next_obs, rewards)
+        z = model.in_norm(torch.cat([obs, act], -1))
+        y = (targets - model.out_norm.mean) / model.out_norm.std
+        return self._holdout_error(z, y, torch.ones(len(z)))
+
     def fit(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor, rewards: torch.Tensor | None = None,
             weights: torch.Tensor | None = None, generator: torch.Generator | None = None,
             max_epochs: int | None = None, early_stopping: bool = True) -> dict[str, float]:
-        """Refit the normalisers on all data, then train with bootstrap batches per member and
-        held-out early stopping. Returns ``train/model_*`` metrics."""
+        """Refit the normalisers on all data, then train with one bootstrap resample per member and
+        held-out early stopping. Rows keep their held-out assignment across calls when the data grows
+        by appending. Returns ``train/model_*`` metrics (epochs run, best epoch, held-out error)."""
         model = self.model
         inputs = torch.cat([obs, act], -1)
         targets = model.make_targets(obs, next_obs, rewards)
@@ -236,24 +310,32 @@ class EnsembleTrainer:
         z_all, y_all = model.in_norm(inputs), (targets - model.out_norm.mean) / model.out_norm.std
         n = z_all.shape[0]
         w_all = torch.ones(n) if weights is None else weights.reshape(-1).to(z_all)
-        perm = torch.randperm(n, generator=generator)
-        n_val = min(int(n * self.holdout_ratio), self.max_holdout) if early_stopping else 0
-        if n - n_val < 2:
-            n_val = 0
-        val, tr = perm[:n_val], perm[n_val:]
+        is_val = holdout_mask(n, self.holdout_ratio) if early_stopping else torch.zeros(n, dtype=torch.bool)
+        val = torch.nonzero(is_val).flatten()[: self.max_holdout]
+        if n - len(val) < 2:
+            val = val[:0]
+        is_val = torch.zeros(n, dtype=torch.bool)
+        is_val[val] = True
+        tr = torch.nonzero(~is_val).flatten()
+        n_val = len(val)
         z_tr, y_tr, w_tr = z_all[tr], y_all[tr], w_all[tr]
         z_val, y_val, w_val = z_all[val], y_all[val], w_all[val]
         N, n_tr = model.members, len(tr)
         epochs_max = self.max_epochs if max_epochs is None else max_epochs
-        best = self._holdout_error(z_val, y_val, w_val) if n_val else None
+        self.opt = self._new_optimizer()
+        boot = torch.randint(0, n_tr, (N, n_tr), generator=generator)  # one bootstrap resample per member and fit
+        best = torch.full((N,), math.inf)
+        best_epoch = torch.zeros(N)
         best_state = {k: v.detach().clone() for k, v in model.named_parameters()} if n_val else None
         stale, epochs, last_loss = 0, 0, float("nan")
+        self.history: list[torch.Tensor] = []  # per-epoch held-out error of every member (this fit)
         model.train()
         for _ in range(epochs_max):
-            boot = torch.randint(0, n_tr, (N, n_tr), generator=generator)  # bootstrap: one resample per member
+            order = torch.argsort(torch.rand(N, n_tr, generator=generator), 1)
+            ep_idx = torch.gather(boot, 1, order)
             total = torch.zeros(())
             for b in range(0, n_tr, self.batch_size):
-                ib = boot[:, b:b + self.batch_size]
+                ib = ep_idx[:, b:b + self.batch_size]
                 loss = model.loss(z_tr[ib], y_tr[ib], w_tr[ib])
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -263,12 +345,16 @@ class EnsembleTrainer:
             epochs += 1
             if n_val:
                 err = self._holdout_error(z_val, y_val, w_val)
-                improved = (best - err) / best.abs().clamp_min(1e-12) > self.improvement
-                if improved.any():
-                    best = torch.where(improved, err, best)
+                self.history.append(err)
+                better = err < best  # keep each member's best epoch (from +inf: the first epoch always counts)
+                significant = torch.isinf(best) | ((best - err) > self.improvement * best.abs())
+                if better.any():
                     with torch.no_grad():
-                        for k, p in model.named_parameters():  # keep each member's best epoch
-                            best_state[k][improved] = p.detach()[improved]
+                        for k, p in model.named_parameters():
+                            best_state[k][better] = p.detach()[better]
+                    best = torch.where(better, err, best)
+                    best_epoch = torch.where(better, torch.tensor(float(epochs)), best_epoch)
+                if significant.any():
                     stale = 0
                 else:
                     stale += 1
@@ -283,9 +369,11 @@ class EnsembleTrainer:
             model.elites.copy_(torch.argsort(score)[: len(model.elites)])
         else:
             score = torch.full((N,), float("nan"))
+        elites = model.elites
         return {"train/model_loss": last_loss, "train/model_epochs": float(epochs),
-                "train/model_holdout_mse": float(score[model.elites].mean()) if n_val else float("nan"),
-                "train/model_data": float(n)}
+                "train/model_best_epoch": float(best_epoch[elites].mean()) if n_val else float(epochs),
+                "train/model_holdout_mse": float(score[elites].mean()) if n_val else float("nan"),
+                "train/model_holdout_n": float(n_val), "train/model_data": float(n)}
 
 
 def to_tensor(x: Any) -> torch.Tensor:
