@@ -20,6 +20,21 @@ maximum likelihood differentiates through ``torch.linalg.eigvalsh`` (the eigenva
 :math:`\partial\lambda_i = u_i^\top \partial H u_i`, i.e. the analytic clamped-minus-model
 gradient :math:`\langle \partial H \rangle_{\rho(v)} - \langle \partial H \rangle_{\rho}`).
 
+With ``learn_gamma=True``, :math:`\Gamma` is a parameter of the exact likelihood as well
+(:math:`\partial H / \partial \Gamma = -\sum_j X_j`); its sign is irrelevant (a rotation of every
+hidden qubit about Z maps :math:`\Gamma \to -\Gamma`), so :math:`|\Gamma|` is reported.
+
+Memory of the exact path: one pattern's dense block holds :math:`4^{n_h}` float64 numbers
+(128 MiB at :math:`n_h = 12`), and eigendecomposition plus the stored eigenvectors for the gradient
+take a few such blocks. Patterns are therefore processed in chunks sized by :data:`MEMORY_BUDGET`
+(:func:`exact_chunk`); when the saved state for all :math:`2^{n_v}` patterns would not fit, the
+gradient is accumulated chunk by chunk in two passes (first the no-grad log-traces give
+:math:`\partial\,\mathrm{NLL} / \partial \log \operatorname{Tr} e^{-\beta H(v)} = P(v) - \hat p(v)`,
+then each chunk is recomputed with gradients), so the peak stays at one chunk. At :math:`n_h = 12`
+that is one pattern at a time (about 0.6 GiB), and one likelihood evaluation costs
+:math:`2^{n_v}` dense 4096 x 4096 eigendecompositions (seconds each on one CPU core): possible, not
+practical for training.
+
 Beyond the exact limit (``n_h > 12``, only with the bound option) the reported state is the
 Golden-Thompson surrogate :math:`e^{-\beta H_{\mathrm{diag}}(v)}/Z` (classical correlations only);
 with :math:`\Gamma = 0` that is the exact state.
@@ -53,6 +68,15 @@ from agentlab.errors import UserError
 
 EXACT_LIMIT = 12  #: largest n_h for which density matrices are built exactly (2^12 x 2^12)
 EIG_CUTOFF = 1e-12
+MEMORY_BUDGET = 1 << 30  #: bytes the exact path may hold for one chunk of patterns (1 GiB)
+BLOCKS_PER_PATTERN = 5  #: dense d x d float64 blocks alive per pattern (H, eigenvectors, rho, products)
+
+
+def exact_chunk(n_hidden: int, budget: int = MEMORY_BUDGET, cap: int = 256) -> int:
+    """Patterns per chunk so that ``BLOCKS_PER_PATTERN`` dense blocks per pattern fit in ``budget``
+    bytes (at least 1, at most ``cap``): 256 for n_h <= 8, 1 at n_h = 12 (0.6 GiB per pattern)."""
+    per = BLOCKS_PER_PATTERN * 8 * 4**n_hidden
+    return int(max(1, min(cap, budget // per)))
 
 
 @dataclass
@@ -61,8 +85,10 @@ class QBMConfig:
     n_visible: int = 8
     #: number of quantum hidden units (qubits); split in halves A|B for the entropies
     n_hidden: int = 6
-    #: transverse-field strength Gamma (0 = classical Boltzmann machine)
+    #: transverse-field strength Gamma (0 = classical Boltzmann machine); initial value if learned
     gamma: float = 0.5
+    #: learn Gamma by exact maximum likelihood (requires training="exact")
+    learn_gamma: bool = False
     #: inverse temperature beta
     beta: float = 1.0
     #: learn hidden-hidden ZZ couplings U (False = product-state ablation, I(A:B) = 0)
@@ -163,6 +189,8 @@ class QBM(torch.nn.Module):
                 f"n_hidden={c.n_hidden} exceeds the exact limit {EXACT_LIMIT}; use the Golden-Thompson bound "
                 "option (training='golden_thompson', allow_large=True)"
             )
+        if c.learn_gamma and c.training != "exact":
+            raise UserError("learn_gamma needs training='exact' (the Golden-Thompson bound does not depend on Gamma)")
         if c.n_visible > 16:
             raise UserError(f"n_visible={c.n_visible} > 16: the exact partition function sums 2^n_v patterns")
         self.config = c
@@ -172,6 +200,8 @@ class QBM(torch.nn.Module):
         self.W = torch.nn.Parameter(0.1 * torch.randn(c.n_visible, c.n_hidden, generator=g, dtype=dt))
         self.c = torch.nn.Parameter(0.1 * torch.randn(c.n_hidden, generator=g, dtype=dt))
         self.U = torch.nn.Parameter(0.1 * torch.randn(c.n_hidden, c.n_hidden, generator=g, dtype=dt))
+        if c.learn_gamma:
+            self.gamma_param = torch.nn.Parameter(torch.tensor(float(c.gamma), dtype=dt))
         self.register_buffer("triu_mask", torch.triu(torch.ones(c.n_hidden, c.n_hidden, dtype=dt), 1))
         self.register_buffer("spins", spin_table(c.n_hidden, dt))
         self.register_buffer("patterns", all_patterns(c.n_visible, dt))
@@ -182,6 +212,17 @@ class QBM(torch.nn.Module):
     @property
     def n_a(self) -> int:
         return self.config.n_hidden // 2
+
+    def gamma(self):
+        """Transverse field: the config value, or the learned parameter (a tensor) with learn_gamma."""
+        return self.gamma_param if self.config.learn_gamma else self.config.gamma
+
+    def classical(self) -> bool:
+        """True when the state is diagonal (Gamma fixed at 0)."""
+        return not self.config.learn_gamma and self.config.gamma == 0.0
+
+    def gamma_value(self) -> float:
+        return abs(float(torch.as_tensor(self.gamma()).detach()))
 
     def coupling(self) -> torch.Tensor:
         if not self.config.couplings:
@@ -205,8 +246,8 @@ class QBM(torch.nn.Module):
         """Dense H(v) (hidden block, without the visible bias term), shape (P, d, d)."""
         diag = self.diagonal_energy(v)
         h = torch.diag_embed(diag)
-        if self.config.gamma != 0.0:
-            h = h - self.config.gamma * self.xsum()
+        if not self.classical():
+            h = h - self.gamma() * self.xsum()
         return h
 
     # ------------------------------------------------------------------ likelihood
@@ -217,9 +258,9 @@ class QBM(torch.nn.Module):
         if not self.config.couplings and not bound:
             # product state: H(v) = sum_j h_j with h_j = -a_j Z - Gamma X, eigenvalues +-sqrt(a_j^2 + Gamma^2)
             a = v @ self.W + self.c
-            e = torch.sqrt(a * a + self.config.gamma**2)
+            e = torch.sqrt(a * a + self.gamma() ** 2)
             return (beta * e + torch.log1p(torch.exp(-2.0 * beta * e))).sum(-1) + vis
-        if bound or self.config.gamma == 0.0:
+        if bound or self.classical():
             diag = self.diagonal_energy(v)
             lt = torch.logsumexp(-beta * diag, dim=-1)
             if bound and self.config.gamma != 0.0:
@@ -228,21 +269,50 @@ class QBM(torch.nn.Module):
         ev = torch.linalg.eigvalsh(self.hamiltonian(v))
         return torch.logsumexp(-beta * ev, dim=-1) + vis
 
-    def log_partition(self, bound: bool = False, chunk: int = 256) -> torch.Tensor:
-        parts = [self.log_trace(self.patterns[i : i + chunk], bound) for i in range(0, len(self.patterns), chunk)]
-        return torch.logsumexp(torch.cat(parts), dim=0)
+    def chunk(self, bound: bool = False) -> int:
+        """Patterns per chunk: dense blocks only on the exact path with Gamma != 0 and couplings."""
+        dense = not (bound or self.classical() or not self.config.couplings)
+        return exact_chunk(self.config.n_hidden) if dense else 256
+
+    def all_log_traces(self, bound: bool = False) -> torch.Tensor:
+        c = self.chunk(bound)
+        return torch.cat([self.log_trace(self.patterns[i : i + c], bound) for i in range(0, len(self.patterns), c)])
+
+    def log_partition(self, bound: bool = False) -> torch.Tensor:
+        return torch.logsumexp(self.all_log_traces(bound), dim=0)
 
     def log_prob_patterns(self, bound: bool | None = None) -> torch.Tensor:
         """log P(v) for all 2^n_v patterns (index order of :func:`all_patterns`)."""
         if bound is None:
             bound = self.config.training == "golden_thompson"
-        lt = torch.cat([self.log_trace(self.patterns[i : i + 256], bound) for i in range(0, len(self.patterns), 256)])
+        lt = self.all_log_traces(bound)
         return lt - torch.logsumexp(lt, dim=0)
 
     def nll(self, counts: torch.Tensor, bound: bool | None = None) -> torch.Tensor:
         """Mean negative log-likelihood of data given as pattern counts (length 2^n_v)."""
         lp = self.log_prob_patterns(bound)
         return -(counts * lp).sum() / counts.sum()
+
+    def needs_accumulation(self, bound: bool = False, budget: int = MEMORY_BUDGET) -> bool:
+        """True when the autograd state of all 2^n_v dense blocks would exceed ``budget`` bytes."""
+        dense = not (bound or self.classical() or not self.config.couplings)
+        return dense and len(self.patterns) * 2 * 8 * 4**self.config.n_hidden > budget
+
+    def nll_backward(self, counts: torch.Tensor, bound: bool = False) -> torch.Tensor:
+        """NLL with its gradient accumulated chunk by chunk (peak memory: one chunk).
+
+        d NLL / d lt(v) = P(v) - counts(v) / N, so a no-grad pass gives the weights and each chunk's
+        ``(w * lt_chunk).sum()`` is back-propagated on its own; equal to ``nll(...).backward()``."""
+        with torch.no_grad():
+            lt = self.all_log_traces(bound)
+            logz = torch.logsumexp(lt, dim=0)
+            p_hat = counts / counts.sum()
+            w = torch.exp(lt - logz) - p_hat
+            loss = -(p_hat * (lt - logz)).sum()
+        c = self.chunk(bound)
+        for i in range(0, len(self.patterns), c):
+            (w[i : i + c] * self.log_trace(self.patterns[i : i + c], bound)).sum().backward()
+        return loss
 
     def fit(self, v: np.ndarray, steps: int | None = None, progress=None) -> list[float]:
         """Exact (or Golden-Thompson) maximum likelihood on binary rows ``v`` (N, n_v)."""
@@ -260,11 +330,16 @@ class QBM(torch.nn.Module):
         opt = torch.optim.Adam(self.parameters(), lr=self.config.lr)
         bound = self.config.training == "golden_thompson"
         hist = []
+        accumulate = self.needs_accumulation(bound)
         for _ in range(steps if steps is not None else self.config.steps):
             opt.zero_grad()
-            loss = self.nll(counts_t, bound)
             reg = self.config.weight_decay * (self.W.pow(2).sum() + self.coupling().pow(2).sum())
-            (loss + reg).backward()
+            if accumulate:
+                loss = self.nll_backward(counts_t, bound)
+                reg.backward()
+            else:
+                loss = self.nll(counts_t, bound)
+                (loss + reg).backward()
             opt.step()
             hist.append(float(loss.detach()))
             if progress is not None:
@@ -275,7 +350,7 @@ class QBM(torch.nn.Module):
     @torch.no_grad()
     def density_matrices(self, v: torch.Tensor) -> torch.Tensor:
         """rho(v) = exp(-beta H(v)) / Tr, shape (P, d, d), via eigh with a lambda_min * I shift."""
-        if self.config.gamma == 0.0:
+        if self.classical():
             diag = -self.config.beta * self.diagonal_energy(v)
             p = torch.softmax(diag, dim=-1)
             return torch.diag_embed(p)
@@ -286,16 +361,17 @@ class QBM(torch.nn.Module):
         return (vec * w.unsqueeze(-2)) @ vec.transpose(-1, -2)
 
     @torch.no_grad()
-    def pattern_statistics(self, v: torch.Tensor, chunk: int = 64) -> dict[str, torch.Tensor]:
-        """Per-pattern S_A, S_B, S_AB, I(A:B) and hidden magnetisations <Z_j>."""
+    def pattern_statistics(self, v: torch.Tensor, chunk: int | None = None) -> dict[str, torch.Tensor]:
+        """Per-pattern S_A, S_B, S_AB, I(A:B) and hidden magnetisations <Z_j>; ``chunk`` patterns at a
+        time (default: :func:`exact_chunk`, i.e. bounded memory)."""
         with single_thread():
-            return self._pattern_statistics(v, chunk)
+            return self._pattern_statistics(v, chunk or min(64, exact_chunk(self.config.n_hidden)))
 
     def _pattern_statistics(self, v: torch.Tensor, chunk: int) -> dict[str, torch.Tensor]:
         n_a = self.n_a
         d_a, d_b = 2**n_a, 2 ** (self.config.n_hidden - n_a)
         out = {"entropy": [], "entropy_b": [], "entropy_ab": [], "mi": [], "latent": []}
-        diagonal = self.config.gamma == 0.0 or self.config.n_hidden > EXACT_LIMIT
+        diagonal = self.classical() or self.config.n_hidden > EXACT_LIMIT
         for i in range(0, len(v), chunk):
             if diagonal:
                 # classical state (Gamma = 0), or beyond the exact limit the Golden-Thompson surrogate
@@ -321,6 +397,31 @@ class QBM(torch.nn.Module):
             out["mi"].append(torch.where(mi < 1e-10, torch.zeros_like(mi), mi))  # round-off (~1e-15) -> exact 0
             out["latent"].append(diag @ self.spins)
         return {k: torch.cat(x) for k, x in out.items()}
+
+    @torch.no_grad()
+    def log_negativity(self, v: torch.Tensor) -> torch.Tensor:
+        """E_N = log2 || rho(v)^{T_A} ||_1 across the A|B cut, per pattern (0 for separable-looking
+        PPT states, > 0 certifies entanglement between the hidden halves)."""
+        n_a = self.n_a
+        d_a, d_b = 2**n_a, 2 ** (self.config.n_hidden - n_a)
+        if self.classical():
+            return torch.zeros(len(v), dtype=self.W.dtype)
+        out = []
+        c = min(64, exact_chunk(self.config.n_hidden))
+        for i in range(0, len(v), c):
+            rho = self.density_matrices(v[i : i + c])
+            r = rho.reshape(-1, d_a, d_b, d_a, d_b).permute(0, 3, 2, 1, 4).reshape(rho.shape)  # T_A: i <-> k
+            tn = torch.linalg.eigvalsh(r).abs().sum(-1)
+            e = torch.log2(tn)
+            out.append(torch.where(e < 1e-10, torch.zeros_like(e), e))
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def gamma_gap_ratio(self, v: torch.Tensor) -> torch.Tensor:
+        """|Gamma| / (E_1 - E_0) of the classical part H_diag(v), per pattern (inf if degenerate)."""
+        e = torch.sort(self.diagonal_energy(v), dim=-1).values
+        gap = e[:, 1] - e[:, 0]
+        return self.gamma_value() / gap
 
     # ------------------------------------------------------------------ persistence
     def state(self) -> dict:

@@ -2,7 +2,8 @@
 
 Episodes of one agent are not independent, so every resampling here is over *agents* (clusters):
 the bootstrap resamples agents with replacement within each class, and the permutation test
-permutes the class labels of whole agents.
+permutes the class labels of whole agents. Detectors fitted with different seeds are different
+detectors: :func:`seed_bootstrap` resamples seeds first, then agents within each seed.
 """
 
 from __future__ import annotations
@@ -52,6 +53,32 @@ def cluster_bootstrap(stat: Callable[[np.ndarray], float], clusters: np.ndarray,
         return float("nan"), float("nan")
     lo, hi = np.percentile(vals, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
     return float(lo), float(hi)
+
+
+def seed_bootstrap(stat: Callable[[dict[int, np.ndarray]], np.ndarray], groups: dict[int, list[list[np.ndarray]]],
+                   n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> np.ndarray:
+    """Two-level bootstrap: resample seeds with replacement, then clusters with replacement within
+    each (seed, stratum). ``groups[s]`` is a list of strata, each a list of index arrays (one per
+    cluster) into that seed's episodes. ``stat`` maps {draw position: index array} -> a vector
+    (several statistics at once, so that differences are paired). Returns (2, k): lower, upper."""
+    rng = np.random.default_rng(seed)
+    keys = list(groups)
+    vals = []
+    for _ in range(n_boot):
+        picked = [keys[j] for j in rng.integers(0, len(keys), len(keys))]
+        draw = {}
+        for pos, s in enumerate(picked):
+            draw[pos] = (s, np.concatenate([g[j] for g in groups[s] for j in rng.integers(0, len(g), len(g))]))
+        vals.append(np.asarray(stat(draw), float))
+    v = np.array(vals)
+    return np.nanpercentile(v, [100 * (1 - level) / 2, 100 * (1 + level) / 2], axis=0)
+
+
+def cluster_groups(clusters: np.ndarray, strata: np.ndarray) -> list[list[np.ndarray]]:
+    """Index arrays per cluster, grouped by stratum (input for :func:`seed_bootstrap`)."""
+    clusters, strata = np.asarray(clusters), np.asarray(strata)
+    return [[np.flatnonzero((clusters == c) & (strata == s)) for c in np.unique(clusters[strata == s])]
+            for s in np.unique(strata)]
 
 
 def permutation_pvalue(values: np.ndarray, y: np.ndarray, clusters: np.ndarray, n_perm: int = 2000,
