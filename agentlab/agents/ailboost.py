@@ -20,9 +20,49 @@ actor that keeps training). Every round of ``round_steps`` env steps:
 4. SAC keeps learning off-policy from the *whole* replay, uniformly, with reward :math:`D(s, a)` from
    the current discriminator evaluated when a batch is sampled.
 
-Evaluation runs the mixture: each episode draws one snapshot by weight and acts with its mean.
-Everything else (SAC, gradient penalty, absorbing states, schedule) is shared with
-:mod:`agentlab.agents.dac`.
+Evaluation reports both policies at every evaluation: ``eval/*`` is the mixture (the method's
+output: each episode draws one snapshot by the true weights above and acts with its mean) and
+``eval/last_*`` the latest learner alone (the SAC actor as it is now).
+
+What differs from DAC (:mod:`agentlab.agents.dac`, ``dac_variant=fresh``) when both are given the
+same discriminator settings (:mod:`agentlab.agents.discriminator`; the imitation table does):
+only (a) the agent samples of the discriminator rounds, drawn from :math:`d_{mix}` by the mixture
+weights instead of uniformly from the replay, and (b) the output policy, the mixture instead of the
+latest actor. SAC, the reward (fresh at sampling), the round schedule, the gradient penalty and
+the absorbing states are the same code. The class defaults of the discriminator are the AILBoost
+code's (64x64 ReLU, tanh-bounded output, reverse-KL loss), DAC's are DAC's (256x256 tanh, linear
+output, JS loss).
+
+Departures from the reference code (github Cornell-RL/ailboost, ``train_state.py``,
+``replay_buffer.py``, ``agent/boosting.py``), checked there:
+
+* **Mixture weights at evaluation.** The reference draws a learner with
+  ``np.random.choice(learners, p=get_learner_weights())``, where ``get_learner_weights`` returns
+  the *sorted* (ascending) distinct per-learner weights, while ``learners`` is in the order they were
+  added (oldest first). The true weights are :math:`(1-\alpha)^{T-1}` for the first learner and
+  :math:`\alpha (1-\alpha)^{T-1-k}` for learner :math:`k \ge 1`, so the sort hands the largest
+  weight to the latest learner: while :math:`(1-\alpha)^{T-1} > \alpha` (the first 59 rounds at
+  :math:`\alpha = 0.05`) the latest learner gets the first learner's :math:`(1-\alpha)^{T-1}`
+  (e.g. 0.90 instead of 0.05 at :math:`T = 3`) and the first (untrained) learner the smallest
+  weight; later the first learner's weight lands in the middle of the sorted list. Its "boosted"
+  evaluation is therefore closer to the latest learners than the method's mixture. Here the
+  weights are applied to the learners they belong to (``mixture_weights``).
+* **Which return the paper's figures use.** The reference logs two: ``eval/eval_return`` (the
+  current, latest learner, 5 episodes) and ``eval/boosting_return`` (the ensemble draw above, 20
+  episodes, ``boosting_num_eval_episodes``). The figures most likely plot the boosting return (the
+  method's output, with its own larger episode count), i.e. a mixture tilted towards the latest
+  learner by the ordering error; we cannot confirm this from the code alone. Hence both columns.
+* **Learner samples.** The reference snapshots the actor at the start of a round and then rolls
+  the snapshot out for ``n_samples`` (1,000) extra transitions into the discriminator buffer, which
+  also replaces the policy's replay; those transitions count towards the env-step budget. Here the
+  round's own training transitions (collected by the actor that becomes snapshot :math:`T`) are the
+  new learner's samples. Reason: the collection would need a second environment inside the online
+  loop and a replay sized for the extra transitions (:mod:`agentlab.agents.online`, shared with
+  DAC and SAC), and at an equal env-step budget it would spend half of AILBoost's steps on
+  transitions that DAC gets to learn from too; we keep the two methods at the same number of
+  learner steps and env steps.
+* **seed_steps = 0** (the reference's boosting config comment: "Boosting (0)") is allowed: the first
+  round (at ``round_steps``) takes every transition so far as the first learner's samples.
 """
 
 from __future__ import annotations
@@ -37,6 +77,7 @@ from torch.func import functional_call
 from agentlab.agents import Algorithm, TrainContext
 from agentlab.agents.dac import DACAgent, DACConfig, DACLearner, build_imitation, eval_with_refs
 from agentlab.config import help_field
+from agentlab.errors import UserError
 from agentlab.replay import ReplayBuffer
 
 
@@ -47,6 +88,13 @@ class AILBoostConfig(DACConfig):
     disc_output: str = help_field("tanh", "discriminator output: tanh (reference, in [-1, 1]) or linear")
     disc_loss: str = help_field("rkl", "discriminator loss: rkl (reference), js or wasserstein")
     alpha: float = help_field(0.05, "mixture step size: weight of each new weak learner")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.dac_variant != "fresh":
+            raise UserError("ailboost runs only with dac_variant=fresh (discriminator rounds, fresh rewards)")
+        if not 0.0 < self.alpha <= 1.0:
+            raise UserError(f"alpha must be in (0, 1], got {self.alpha}")
 
 
 def mixture_weights(rounds: int, alpha: float) -> np.ndarray:
@@ -60,6 +108,8 @@ def mixture_weights(rounds: int, alpha: float) -> np.ndarray:
 def mixture_update(buffer: ReplayBuffer, new_indices: torch.Tensor, alpha: float, first: bool) -> None:
     """``d <- (1 - alpha) d + alpha d_new`` on the buffer's per-sample weights (``first``: d = d_new)."""
     n = len(new_indices)
+    if n == 0:
+        raise ValueError("a boosting round needs at least one new transition")
     if first:
         buffer.scale_weights(0.0)
         buffer.set_weights(new_indices, 1.0 / n)
@@ -135,7 +185,9 @@ class AILBoostLearner(DACLearner):
     def start_round(self, step: int, buffer: ReplayBuffer) -> None:
         c = self.config
         first = len(self.agent.member_weights) == 0
-        new = buffer.recent_indices(c.seed_steps if first else c.round_steps)
+        # the first learner's samples: everything collected so far (the seed phase, or with
+        # seed_steps=0 the first round); later learners: the round's transitions
+        new = buffer.recent_indices(step if first else c.round_steps)
         mixture_update(buffer, new, c.alpha, first)
         self.agent.add_member(c.alpha)
 
@@ -145,12 +197,13 @@ class AILBoostLearner(DACLearner):
     def evaluate(self, final: bool = False) -> dict[str, float]:
         agent = self.agent
         out = eval_with_refs(self.ctx, agent, self.demos_meta)  # the mixture (the method's output)
-        if final:
-            # at the end, the latest learner alone too (a diagnostic, not the method's output)
-            agent.use_mixture = False
+        # and the latest learner alone, at every evaluation (the reference logs both)
+        agent.use_mixture = False
+        try:
             last = eval_with_refs(self.ctx, agent, self.demos_meta)
+        finally:
             agent.use_mixture = True
-            out.update({k.replace("eval/", "eval/last_"): v for k, v in last.items()})
+        out.update({k.replace("eval/", "eval/last_"): v for k, v in last.items()})
         out["train/ensemble_size"] = float(len(agent.member_weights))
         return out
 

@@ -1,25 +1,34 @@
 r"""Discriminator-Actor-Critic (Kostrikov et al. 2019): off-policy adversarial imitation.
 
-A discriminator :math:`D(s, a) = \sigma(f(s, a))` separates expert pairs (label 1) from pairs of the
-agent's *whole* replay buffer (label 0), with a gradient penalty on expert/agent interpolates:
+A discriminator :math:`D(s, a)` (:mod:`agentlab.agents.discriminator`, the component AILBoost uses
+too) separates expert pairs from pairs of the agent's *whole* replay buffer, with a gradient penalty
+on expert/agent interpolates; with the GAN loss (``disc_loss=js``, DAC's)
 
 .. math::
-    L_D = -\mathbb{E}_{E}[\log \sigma(f)] - \mathbb{E}_{\mathcal B}[\log(1 - \sigma(f))]
-          + \lambda\, \mathbb{E}_{\hat x}\big(\|\nabla_{\hat x} f(\hat x)\|_2 - 1\big)^2,
+    L_D = -\mathbb{E}_{E}[\log \sigma(D)] - \mathbb{E}_{\mathcal B}[\log(1 - \sigma(D))]
+          + \lambda\, \mathbb{E}_{\hat x}\big(\|\nabla_{\hat x} D(\hat x)\|_2 - 1\big)^2,
     \qquad \hat x = \epsilon x_E + (1 - \epsilon) x_{\mathcal B}
 
-The optimum is :math:`f^* = \log(d_E / d_{\mathcal B})`, and SAC maximises the reward
-:math:`r(s, a) = \log D - \log(1 - D) = f(s, a)`, computed by the *current* discriminator each time a
-batch is sampled (never stored, so never stale).
+The optimum is :math:`D^* = \log(d_E / d_{\mathcal B})`, and SAC maximises the reward
+:math:`r(s, a) = \log \sigma(D) - \log(1 - \sigma(D)) = D(s, a)`.
+
+Two ways to run it (``dac_variant``):
+
+* ``fresh`` (ours, the default): every ``round_steps`` agent steps a round of ``disc_updates``
+  discriminator updates on uniform replay samples, and the reward is computed by the *current*
+  discriminator each time a SAC batch is sampled (never stored, so never stale). This is the
+  schedule AILBoost uses too, so that DAC and AILBoost differ only in what the discriminator sees;
+* ``paper``: DAC as the AILBoost code (github Cornell-RL/ailboost, ``agent/dac.py``) runs its
+  baseline: rewards are computed *once*, by the discriminator of the moment an episode ends, and
+  stored in the replay (a transition is sampleable only from then on); one discriminator update per
+  SAC update, on the first ``disc_batch_size`` rows of the SAC batch itself against as many expert
+  pairs. The AILBoost code's discriminator for it is 64x64 ReLU with a tanh-bounded output, JS loss,
+  gradient penalty 10 (set those with ``disc_*``; the table does).
 
 Absorbing states: with ``absorbing=true`` observations carry an indicator dimension and every
 terminal transition leads into a learned-reward absorbing state (:mod:`agentlab.envs.wrappers`);
 the demonstrations are converted the same way. The discriminator ignores the action taken in the
 absorbing state (its reward is a function of the state only).
-
-Schedule (shared with AILBoost so that the two differ only in what the discriminator sees and how
-it is trained): ``seed_steps`` random steps, then a discriminator round of ``disc_updates`` updates
-every ``round_steps`` env steps, and one SAC update every ``update_every`` env steps.
 """
 
 from __future__ import annotations
@@ -29,75 +38,39 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from agentlab.agents import Algorithm, TrainContext
+from agentlab.agents.discriminator import (  # noqa: F401 - re-exported for users of dac
+    Discriminator,
+    DiscriminatorConfig,
+    build_discriminator,
+    disc_loss,
+    discriminator_step,
+    gradient_penalty,
+)
 from agentlab.agents.sac import SACAgent, SACConfig, SACLearner, make_adam
 from agentlab.config import help_field
 from agentlab.errors import UserError
-from agentlab.nn import MLP
+
+VARIANTS = ("fresh", "paper")
 
 
 @dataclasses.dataclass(frozen=True)
-class DACConfig(SACConfig):
-    disc_hidden: list[int] = help_field([256, 256], "discriminator hidden sizes (DAC: 2x256 tanh)")
-    disc_activation: str = help_field("tanh", "discriminator hidden activation")
-    disc_output: str = help_field("linear", "discriminator output: linear (logit) or tanh (bounded in [-1, 1])")
-    disc_loss: str = help_field("js", "discriminator loss: js (GAN/BCE), rkl (E_E[exp(-D)] + E_B[D]), wasserstein")
-    disc_lr: float = help_field(1e-4, "discriminator Adam learning rate")
-    disc_batch_size: int = help_field(512, "expert and agent samples per discriminator update (each)")
-    grad_penalty: float = help_field(10.0, "gradient-penalty weight lambda")
-    round_steps: int = help_field(1000, "env steps between discriminator rounds")
-    disc_updates: int = help_field(100, "discriminator updates per round")
+class DACConfig(SACConfig, DiscriminatorConfig):
+    round_steps: int = help_field(1000, "agent steps between discriminator rounds (dac_variant=fresh)")
+    disc_updates: int = help_field(100, "discriminator updates per round (dac_variant=fresh)")
     absorbing: bool = help_field(True, "absorbing-state indicator for terminal transitions")
+    dac_variant: str = help_field("fresh", "fresh: discriminator rounds, rewards recomputed at sampling; paper: "
+                                           "the AILBoost code's DAC (rewards stored at episode end, one "
+                                           "discriminator update per SAC update on its batch)")
 
-
-class Discriminator(torch.nn.Module):
-    """``(s, a) -> scalar``; the action is masked out in the absorbing state."""
-
-    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], activation: str = "tanh",
-                 output: str = "linear", absorbing: bool = False):
-        super().__init__()
-        if output not in ("linear", "tanh"):
-            raise UserError(f"disc_output must be linear or tanh, got {output!r}")
-        self.net = MLP(obs_dim + act_dim, hidden, 1, activation=activation)
-        self.output, self.absorbing = output, absorbing
-
-    def features(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        if self.absorbing:
-            act = act * (1.0 - obs[:, -1:])
-        return torch.cat([obs, act], -1)
-
-    def from_features(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x).squeeze(-1)
-        return torch.tanh(out) if self.output == "tanh" else out
-
-    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        return self.from_features(self.features(obs, act))
-
-
-def gradient_penalty(disc: Callable[[torch.Tensor], torch.Tensor], x_expert: torch.Tensor,
-                     x_agent: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """WGAN-GP: ``E (||grad_x D(x_hat)||_2 - 1)^2`` on random interpolates of expert and agent inputs."""
-    eps = torch.rand(x_expert.shape[0], 1, device=x_expert.device, generator=generator)
-    x_hat = (eps * x_expert + (1 - eps) * x_agent).requires_grad_(True)
-    (grad,) = torch.autograd.grad(disc(x_hat).sum(), x_hat, create_graph=True)
-    return (grad.norm(2, dim=-1) - 1).pow(2).mean()
-
-
-def disc_loss(kind: str, d_expert: torch.Tensor, d_agent: torch.Tensor,
-              w_agent: torch.Tensor | None = None) -> torch.Tensor:
-    """Discriminator loss of ``kind`` (minimised); ``w_agent`` optionally weights agent samples."""
-    def mean_agent(x: torch.Tensor) -> torch.Tensor:
-        return x.mean() if w_agent is None else (w_agent * x).sum() / w_agent.sum()
-
-    if kind == "js":  # expert = 1, agent = 0; optimum logit = log(d_E / d_agent)
-        return F.softplus(-d_expert).mean() + mean_agent(F.softplus(d_agent))
-    if kind == "rkl":  # optimum D = log(d_E / d_agent)
-        return torch.exp(-d_expert).mean() + mean_agent(d_agent)
-    if kind == "wasserstein":  # critic high on expert
-        return mean_agent(d_agent) - d_expert.mean()
-    raise UserError(f"disc_loss must be js, rkl or wasserstein, got {kind!r}")
+    def validate(self) -> None:
+        super().validate()
+        self.validate_discriminator()
+        if self.dac_variant not in VARIANTS:
+            raise UserError(f"dac_variant must be fresh or paper, got {self.dac_variant!r}")
+        if self.round_steps < 1 or self.disc_updates < 0 or self.seed_steps < 0:
+            raise UserError("round_steps must be >= 1, disc_updates >= 0 and seed_steps >= 0")
 
 
 class DACAgent(SACAgent):
@@ -109,8 +82,7 @@ class DACAgent(SACAgent):
         if config.absorbing:
             spaces["obs_dim"] = self.env_obs_dim + 1
         super().__init__(config, spaces)
-        self.disc = Discriminator(self.obs_dim, self.act_dim, list(config.disc_hidden), config.disc_activation,
-                                  config.disc_output, config.absorbing)
+        self.disc = build_discriminator(config, self.obs_dim, self.act_dim, config.absorbing)
         self.disc_opt = make_adam(self.disc.parameters(), config.disc_lr, config.fused_adam)
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -132,18 +104,7 @@ class DACAgent(SACAgent):
 
     def disc_update(self, expert: dict[str, torch.Tensor], agent: dict[str, torch.Tensor],
                     w_agent: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        c = self.config
-        x_e = self.disc.features(expert["observations"], expert["actions"])
-        x_a = self.disc.features(agent["observations"], agent["actions"])
-        d = self.disc.from_features(torch.cat([x_e, x_a], 0))
-        d_e, d_a = d[: len(x_e)], d[len(x_e):]
-        loss = disc_loss(c.disc_loss, d_e, d_a, w_agent)
-        gp = gradient_penalty(self.disc.from_features, x_e, x_a) if c.grad_penalty > 0 else torch.zeros(())
-        self.disc_opt.zero_grad(set_to_none=True)
-        (loss + c.grad_penalty * gp).backward()
-        self.disc_opt.step()
-        return {"train/disc_loss": loss.detach(), "train/grad_penalty": gp.detach(),
-                "train/d_expert": d_e.detach().mean(), "train/d_agent": d_a.detach().mean()}
+        return discriminator_step(self.disc, self.disc_opt, self.config, expert, agent, w_agent)
 
 
 # -- demonstrations ------------------------------------------------------------------------------
@@ -185,21 +146,44 @@ class ExpertSampler:
         return {"observations": self.obs[idx], "actions": self.actions[idx]}
 
 
+class _EpisodeEnd:
+    """Wraps the training env so the learner knows when an episode ended (``dac_variant=paper``)."""
+
+    def __init__(self, env: Any, learner: DACLearner):
+        self.env, self.learner = env, learner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+    def step(self, action: Any) -> Any:
+        out = self.env.step(action)
+        if out[2] or out[3]:
+            self.learner.episode_ended = True
+        return out
+
+    def reset(self, **kw: Any) -> Any:
+        return self.env.reset(**kw)
+
+
 class DACLearner(SACLearner):
-    """SAC on the discriminator reward, with discriminator rounds over the uniform replay."""
+    """SAC on the discriminator reward, with discriminator rounds over the uniform replay
+    (``dac_variant=fresh``) or one discriminator update per SAC update on its batch, with rewards
+    stored at episode end (``dac_variant=paper``)."""
 
     def __init__(self, ctx: TrainContext, agent: DACAgent, expert: ExpertSampler):
         super().__init__(ctx, agent)
         self.expert = expert
         self.disc_info: dict[str, torch.Tensor] = {}
+        self.episode_ended = False  # paper variant: set by the env wrapper
+        self.unstamped = 0  # paper variant: transitions of the running episode (no reward yet)
 
     def wrap_env(self, env):  # noqa: ANN001
         env = super().wrap_env(env)  # action repeat inside, absorbing state outside
         if self.config.absorbing:
             from agentlab.envs.wrappers import AbsorbingStateWrapper
 
-            return AbsorbingStateWrapper(env)
-        return env
+            env = AbsorbingStateWrapper(env)
+        return _EpisodeEnd(env, self) if self.config.dac_variant == "paper" else env
 
     def reward_fn(self) -> Callable[[dict[str, torch.Tensor]], torch.Tensor]:
         return self.agent.reward
@@ -218,11 +202,45 @@ class DACLearner(SACLearner):
 
     def after_step(self, step: int, buffer) -> dict[str, torch.Tensor]:  # noqa: ANN001
         c = self.config
+        if c.dac_variant == "paper":
+            return self.after_step_paper(step, buffer)
         if step >= c.seed_steps and (step - c.seed_steps) % c.round_steps == 0:
             self.start_round(step, buffer)
             self.disc_round(step, buffer)
         info = super().after_step(step, buffer)
         return {**info, **self.disc_info} if info else info
+
+    @torch.no_grad()
+    def stamp_episode(self, buffer) -> None:  # noqa: ANN001
+        """Reward the finished episode's transitions once, with the current discriminator, and make
+        them sampleable (weight 1; until then weight 0 hides them, as the reference adds an episode
+        to its replay only when it ends)."""
+        idx = buffer.recent_indices(self.unstamped)
+        buffer.rewards[idx] = self.agent.reward(buffer.gather(idx))
+        buffer.set_weights(idx, 1.0)
+        self.unstamped = 0
+
+    def after_step_paper(self, step: int, buffer) -> dict[str, torch.Tensor]:  # noqa: ANN001
+        c = self.config
+        buffer.set_weights(buffer.recent_indices(1), 0.0)  # the environment's reward is never used
+        self.unstamped += 1
+        if self.episode_ended:
+            self.episode_ended = False
+            self.stamp_episode(buffer)
+        info: dict[str, torch.Tensor] = {}
+        if step > c.seed_steps and step % c.update_every == 0 and float(buffer.weights[: buffer.size].sum()) > 0:
+            n = min(c.disc_batch_size, c.batch_size)
+            for _ in range(c.updates_per_phase):
+                batch = buffer.sample(c.batch_size, weighted=True)  # stamped transitions, uniformly
+                policy_rows = {"observations": batch["observations"][:n], "actions": batch["actions"][:n]}
+                self.disc_info = self.agent.disc_update(self.expert.sample(n), policy_rows)
+                info = self.agent.update(batch)  # the stored rewards
+        return {**info, **self.disc_info} if info else info
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        super().load_extra_state(state)
+        # a resumed run restarts the interrupted episode: its partial transitions stay hidden
+        self.unstamped, self.episode_ended = 0, False
 
 
 def build_imitation(ctx: TrainContext, agent_cls: type[DACAgent]):
@@ -233,7 +251,9 @@ def build_imitation(ctx: TrainContext, agent_cls: type[DACAgent]):
     spaces = spaces_from_env(ctx.env_id)
     ctx.run.write_config({**ctx.run.read_config(), "spaces": spaces})
     agent = agent_cls(ctx.config, spaces).to(ctx.device)
-    return agent, ExpertSampler(ds, agent, ctx.device), ds
+    expert = ExpertSampler(ds, agent, ctx.device)
+    agent.disc.fit_input_norm(expert.obs, expert.actions)
+    return agent, expert, ds
 
 
 _EVAL_ENVS: dict[str, Any] = {}
