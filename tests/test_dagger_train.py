@@ -69,11 +69,12 @@ def test_sso_uses_the_batch_better_than_one_adam_step(tmp_path, expert):
     assert sso < adam
 
 
-def test_resume_matches_uninterrupted_run(tmp_path, expert):
+@pytest.mark.parametrize("sets", [[], ["stochastic_interaction=true", "beta=0.5"]])
+def test_resume_matches_uninterrupted_run(tmp_path, expert, sets):
     full = tmp_path / "full"
-    _train(full, steps=600, checkpoint_every=300, eval_episodes=1)
+    _train(full, steps=600, extra_sets=sets, checkpoint_every=300, eval_episodes=1)
     part = tmp_path / "part"
-    _train(part, steps=300, checkpoint_every=300, eval_episodes=1)
+    _train(part, steps=300, extra_sets=sets, checkpoint_every=300, eval_episodes=1)
     train(None, part, steps=600, resume=True)  # extend the finished run to 600 interactions
     a, b = _metrics(full), _metrics(part)
     assert len(a) == len(b) == 6
@@ -128,6 +129,10 @@ def test_cli_baselines_run(tmp_path, expert, opt_args):
     (["--set", "batch_states=0"], "batch_states"),
     (["--set", "eta_schedule=cosine"], "eta_schedule"),
     (["--set", "expert=/nonexistent/run"], "nonexistent"),
+    (["--set", "inner=sgd"], "inner_lr"),
+    (["--set", "eta=armijo"], "eta"),
+    (["--set", "eta=ada", "--set", "eta_schedule=sqrt"], "eta_schedule"),
+    (["--set", "sls_beta=1.5"], "sls_beta"),
 ])
 def test_cli_bad_inputs(tmp_path, expert, args, msg):
     res = CliRunner().invoke(cli, ["train", "dagger", "--env", ENV, "--steps", "100", "--out", str(tmp_path / "r"),
@@ -156,3 +161,53 @@ def test_numpy_actor_matches_the_torch_policy():
     agent.obs_norm.set(np.full(4, 0.1), np.full(4, 2.0))
     obs = np.random.default_rng(0).normal(size=(7, 4)).astype(np.float32)
     np.testing.assert_allclose(NumpyActor(agent)(obs), agent.act(torch.from_numpy(obs)).numpy(), atol=1e-5)
+
+
+def test_observation_normaliser_fitted_on_the_first_expert_batch_and_reloaded(tmp_path, expert):
+    _train(tmp_path / "run", steps=300, eval_episodes=1)
+    # the first batch: the expert's rollout from the same reset seed (seed 0 -> rollout seed 0)
+    r = Rollout(ENV, seed=0)
+    states, _, _ = r.collect(100, None, lambda o: LinearExpert().act(o), 1.0, np.random.default_rng(0))
+    r.close()
+    pol = agentlab.load(tmp_path / "run")
+    np.testing.assert_allclose(pol.agent.obs_norm.mean.numpy(), states.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(pol.agent.obs_norm.std.numpy(), np.maximum(states.std(0, ddof=1), 1e-3), rtol=1e-4)
+    # the reloaded policy applies it: same actions as the network on normalised inputs
+    obs = states[:5]
+    with torch.no_grad():
+        manual = torch.tanh(pol.agent.actor((torch.from_numpy(obs) - pol.agent.obs_norm.mean) / pol.agent.obs_norm.std))
+    np.testing.assert_allclose(pol.act(obs), 3.0 * manual.numpy(), atol=1e-5)
+    # and it can be switched off
+    _train(tmp_path / "raw", steps=300, extra_sets=["normalize_obs=false"], eval_episodes=1)
+    assert torch.all(agentlab.load(tmp_path / "raw").agent.obs_norm.mean == 0)
+
+
+def test_stochastic_numpy_actor_samples_around_the_mean():
+    from agentlab.agents.base import spaces_from_env
+    from agentlab.agents.dagger import DAggerAgent, DAggerConfig, NumpyActor
+
+    torch.manual_seed(0)
+    agent = DAggerAgent(DAggerConfig(hidden=[16]), spaces_from_env(ENV))
+    obs = np.random.default_rng(1).normal(size=(1, 4)).astype(np.float32)
+    a = NumpyActor(agent, std=1.0, rng=np.random.default_rng(5))(obs)
+    eps = np.random.default_rng(5).standard_normal((1, 1))
+    with torch.no_grad():
+        pre = agent.actor(agent.obs_norm(torch.from_numpy(obs))).numpy()
+    np.testing.assert_allclose(a, 3.0 * np.tanh(pre + eps), atol=1e-5)
+    draws = np.stack([NumpyActor(agent, std=1.0, rng=np.random.default_rng(i))(obs) for i in range(200)])
+    assert draws.std() > 0.5  # it really samples (std 1 before the tanh)
+    np.testing.assert_allclose(NumpyActor(agent)(obs), agent.act(torch.from_numpy(obs)).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("eta", ["sls", "ada"])
+def test_adaptive_eta_runs_and_learns(tmp_path, expert, eta):
+    # ada: eta_0 = an RMS step of 0.1 per action (the untrained policy is ~0.25 from the labels here)
+    _train(tmp_path / "run", steps=800, extra_sets=[f"eta={eta}", "inner_steps=20", "ada_eta0=0.1"], eval_episodes=1)
+    rows = _metrics(tmp_path / "run")
+    losses = [float(r["train/loss"]) for r in rows]
+    etas = [float(r["train/eta"]) for r in rows]  # in units of 1/L
+    assert losses[-1] < 0.5 * losses[1]  # batch 0 is the expert's (easy) states, batch 1 the first learner's
+    if eta == "sls":  # a quadratic loss in target space: Armijo with c = 0.1 accepts up to 2 (1 - c) / L
+        assert all(0.9 * 1.8 * 0.9 < e <= 1.8 + 1e-9 for e in etas), etas
+    else:  # AdaGrad-norm: non-increasing
+        assert all(b <= a + 1e-12 for a, b in zip(etas, etas[1:])), etas

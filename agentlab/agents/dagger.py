@@ -23,6 +23,25 @@ interactions and :math:`B` expert queries. The optimisers spend it differently:
   equal :math:`\ell_t(z(\theta)) - \ell_t(z_t)` (move the targets all the way to the labels) and
   ``eta < 1`` keeps the new outputs near the old ones (a proximal term in target space).
 
+``eta`` may also be ``"sls"`` (SSO-SLS: an Armijo line search on :math:`\ell_t` in target space,
+``eta_min`` / ``eta_max`` in units of :math:`1/L`) or ``"ada"`` (SSO-Ada:
+:math:`\eta_t = \eta_0 / \sqrt{\sum_{s \le t} \|g_s\|^2}`, so that each step moves the targets by at
+most :math:`\eta_0`; ``ada_eta0`` gives it as an RMS per action coordinate,
+:math:`\eta_0 = \text{ada\_eta0} \sqrt{B d}`);
+see :mod:`agentlab.optim.sso`.
+
+Interaction: by default the learner executes its mean action :math:`\tanh(\mu_\theta(s))`. With
+``stochastic_interaction`` (the reference's default) it samples
+:math:`\tanh(\mu_\theta(s) + \sigma \epsilon)`, :math:`\epsilon \sim N(0, I)`, with
+:math:`\sigma` = ``interaction_std`` = 1 (the reference's Gaussian policy has a log-std head that
+starts at 0 and that the squared-error loss never trains), and the expert, when its action is
+executed (beta > 0), samples from its own policy; labels are always the expert's mean and
+evaluation always uses the learner's mean.
+
+Observations are normalised with a fixed affine map fitted (mean, std) on the first batch (the
+expert's rollout with ``expert_first_batch``); it is a buffer of the agent, so the checkpoint and
+the policy from :func:`agentlab.load` carry it.
+
 ``--steps`` counts environment interactions; ``ceil(steps / B)`` outer steps are taken. With
 ``expert_first_batch`` the first batch is rolled out by the expert, as in the reference (the
 untrained learner falls over at once). Checkpoints hold the policy, the optimiser, the RNG states
@@ -60,11 +79,27 @@ class DAggerConfig(AlgoConfig):
     inner_steps: int = help_field(10, "sso: m, cheap inner steps on the surrogate per outer step")
     inner: Literal["sgd-armijo", "adam", "sgd"] = help_field("sgd-armijo", "sso: inner optimiser")
     inner_lr: float | None = help_field(None, "sso: inner learning rate (armijo: first trial step, default 1; "
-                                              "adam: default 1e-3; sgd: default eta in parameter units)")
-    eta: float = help_field(1.0, "sso: target-space step in units of 1/L (1 = full step to the labels)")
+                                              "adam: default 1e-3; sgd: required, a parameter-space rate)")
+    eta: float | Literal["sls", "ada"] = help_field(1.0, "sso: target-space step in units of 1/L (1 = full step "
+                                                        "to the labels), or 'sls' (Armijo in target space) / "
+                                                        "'ada' (AdaGrad-norm in target space)")
     eta_schedule: Literal["constant", "sqrt", "exp"] = help_field("constant", "sso: eta_t schedule "
                                                                   "(constant, eta/sqrt(t+1), eta*decay^t)")
     eta_decay: float = help_field(0.98, "sso: decay per outer step of the exp schedule")
+    armijo_c: float = help_field(0.1, "sso inner sgd-armijo: sufficient-decrease constant (reference 0.1)")
+    armijo_beta: float = help_field(0.9, "sso inner sgd-armijo: backtracking factor (reference 0.9)")
+    armijo_expand: float = help_field(2.0, "sso inner sgd-armijo: step growth between inner steps (reference 2.0)")
+    sls_c: float = help_field(0.1, "sso eta=sls: sufficient-decrease constant (reference 0.1)")
+    sls_beta: float = help_field(0.9, "sso eta=sls: backtracking factor (reference 0.9)")
+    sls_expand: float = help_field(2.0, "sso eta=sls: growth of the first trial between outer steps (reference 2.0)")
+    eta_min: float = help_field(1e-4, "sso eta=sls: smallest eta, in units of 1/L")
+    eta_max: float = help_field(10.0, "sso eta=sls: largest eta and first trial, in units of 1/L")
+    ada_eta0: float = help_field(0.5, "sso eta=ada: eta_0, the largest target-space step as an RMS per action "
+                                      "coordinate (the reference's 50 in L2 over 1000 states is 0.9 on Hopper)")
+    stochastic_interaction: bool = help_field(False, "roll out sampled actions: learner tanh(mu + std * N(0, 1)), "
+                                                     "expert its own sample (the reference's default)")
+    interaction_std: float = help_field(1.0, "pre-tanh std of the learner's samples with stochastic_interaction")
+    normalize_obs: bool = help_field(True, "fit the observation normaliser (mean, std) on the first batch")
     expert: str = help_field("", "expert: '' = agentlab.experts.load_expert(env), or a run directory "
                                  "(agentlab.load)")
     expert_first_batch: bool = help_field(True, "roll out the first batch with the expert (as the reference)")
@@ -94,12 +129,27 @@ def check_config(cfg: DAggerConfig) -> None:
         raise UserError(f"batch_states must be a positive integer, got {cfg.batch_states}")
     if cfg.inner_steps < 1:
         raise UserError(f"inner_steps must be a positive integer, got {cfg.inner_steps}")
-    for name in ("lr", "eta"):
+    for name in ("lr", "eta", "ada_eta0", "interaction_std", "eta_min", "eta_max"):
         v = getattr(cfg, name)
+        if isinstance(v, str):
+            continue
         if not (v > 0 and math.isfinite(v)):
             raise UserError(f"{name} must be a positive number, got {v}")
+    if cfg.eta_min > cfg.eta_max:
+        raise UserError(f"eta_min ({cfg.eta_min}) must not exceed eta_max ({cfg.eta_max})")
     if cfg.inner_lr is not None and not cfg.inner_lr > 0:
         raise UserError(f"inner_lr must be positive, got {cfg.inner_lr}")
+    if cfg.optimizer == "sso" and cfg.inner == "sgd" and cfg.inner_lr is None:
+        raise UserError("inner=sgd needs inner_lr (a parameter-space learning rate; eta is a target-space step, "
+                        "1/L = B*d/2 here): pass --set inner_lr=0.01, or use inner=sgd-armijo")
+    if cfg.eta == "ada" and cfg.eta_schedule != "constant":
+        raise UserError("eta=ada sets its own decay: use eta_schedule=constant")
+    for name in ("armijo_c", "armijo_beta", "sls_c", "sls_beta"):
+        if not 0 < getattr(cfg, name) < 1:
+            raise UserError(f"{name} must be in (0, 1), got {getattr(cfg, name)}")
+    for name in ("armijo_expand", "sls_expand"):
+        if not getattr(cfg, name) >= 1:
+            raise UserError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     if not 0 < cfg.eta_decay <= 1:
         raise UserError(f"eta_decay must be in (0, 1], got {cfg.eta_decay}")
     if not cfg.hidden or any(h < 1 for h in cfg.hidden):
@@ -122,12 +172,13 @@ def load_expert_policy(ctx: TrainContext, cfg: DAggerConfig) -> Any:
     return load_expert(ctx.env_id)
 
 
-def expert_labeller(expert: Any):
-    """``obs [B, obs_dim] -> actions [B, act_dim]`` in env bounds, using the expert's deterministic mean."""
+def expert_labeller(expert: Any, deterministic: bool = True):
+    """``obs [B, obs_dim] -> actions [B, act_dim]`` in env bounds: the expert's mean (``deterministic``,
+    the labels) or a sample from its policy (an executed action under stochastic interaction)."""
     takes_det = "deterministic" in inspect.signature(expert.act).parameters
 
     def label(obs: np.ndarray) -> np.ndarray:
-        a = expert.act(obs, deterministic=True) if takes_det else expert.act(obs)
+        a = expert.act(obs, deterministic=deterministic) if takes_det else expert.act(obs)
         return np.asarray(a, dtype=np.float32).reshape(len(obs), -1)
 
     return label
@@ -156,9 +207,11 @@ class Rollout:
         obs, _ = self.env.reset(seed=self.seed + self.episode)
         return np.asarray(obs, dtype=np.float32)
 
-    def collect(self, n: int, learner, label, beta: float, rng: np.random.Generator
+    def collect(self, n: int, learner, label, beta: float, rng: np.random.Generator, expert_act=None
                 ) -> tuple[np.ndarray, np.ndarray, list[float]]:
-        """``n`` states, their expert labels (env bounds) and the returns of episodes finished meanwhile."""
+        """``n`` states, their expert labels (env bounds) and the returns of episodes finished meanwhile.
+
+        ``expert_act`` (default: ``label``) is what the expert executes when it is chosen."""
         states = np.empty((n, len(self.obs)), dtype=np.float32)
         labels = np.empty((n, len(self.low)), dtype=np.float32)
         finished: list[float] = []
@@ -168,7 +221,10 @@ class Rollout:
             if mixed:  # the expert's action may be executed: query it now
                 labels[i] = label(self.obs[None])[0]
                 use_expert = beta >= 1.0 or rng.random() < beta
-                action = labels[i] if use_expert else learner(self.obs[None])[0]
+                if use_expert:
+                    action = labels[i] if expert_act is None else expert_act(self.obs[None])[0]
+                else:
+                    action = learner(self.obs[None])[0]
             else:
                 action = learner(self.obs[None])[0]
             obs, r, term, trunc, _ = self.env.step(np.clip(action, self.low, self.high))
@@ -239,10 +295,15 @@ def make_optimizer(cfg: DAggerConfig, agent: DAggerAgent) -> torch.optim.Optimiz
         return torch.optim.SGD(params, lr=cfg.lr)
     from agentlab.optim import SSO
 
-    # eta in units of 1/L with L = 2 / (B d): the batch loss's smoothness in target space
-    eta_abs = cfg.eta * cfg.batch_states * agent.act_dim / 2.0
-    return SSO(params, eta=eta_abs, inner_steps=cfg.inner_steps, inner=cfg.inner, inner_lr=cfg.inner_lr,
-               eta_schedule=cfg.eta_schedule, eta_decay=cfg.eta_decay)
+    # eta in units of 1/L with L = 2 / (B d): the batch loss's smoothness in target space (B = batch_states;
+    # the last batch may be smaller, which only makes eta more conservative)
+    inv_L = cfg.batch_states * agent.act_dim / 2.0
+    eta = cfg.eta if isinstance(cfg.eta, str) else cfg.eta * inv_L
+    return SSO(params, eta=eta, inner_steps=cfg.inner_steps, inner=cfg.inner, inner_lr=cfg.inner_lr,
+               eta_schedule=cfg.eta_schedule, eta_decay=cfg.eta_decay, armijo_c=cfg.armijo_c,
+               armijo_beta=cfg.armijo_beta, armijo_expand=cfg.armijo_expand, sls_c=cfg.sls_c, sls_beta=cfg.sls_beta,
+               sls_expand=cfg.sls_expand, eta_min=cfg.eta_min * inv_L, eta_max=cfg.eta_max * inv_L,
+               ada_eta0=cfg.ada_eta0 * math.sqrt(cfg.batch_states * agent.act_dim))
 
 
 def update(cfg: DAggerConfig, agent: DAggerAgent, opt: torch.optim.Optimizer, states: torch.Tensor,
@@ -258,8 +319,9 @@ def update(cfg: DAggerConfig, agent: DAggerAgent, opt: torch.optim.Optimizer, st
     with torch.no_grad():
         z_t = agent.squashed_mean(states)
     g = 2.0 * (z_t - labels) / z_t.numel()
-    info = opt.step(target_fn=lambda: agent.squashed_mean(states), target_grad=g, targets=z_t)
-    out = {"train/loss": (z_t - labels).pow(2).mean(), "train/eta": info["eta"],
+    info = opt.step(target_fn=lambda: agent.squashed_mean(states), target_grad=g, targets=z_t,
+                    target_loss=lambda z: (z - labels).pow(2).mean())
+    out = {"train/loss": (z_t - labels).pow(2).mean(), "train/eta": info["eta"] / (z_t.numel() / 2.0),
            "train/surrogate_last": info["surrogate"][-1]}
     if "backtracks" in info:
         out["train/armijo_step"] = info["step_size"]
@@ -277,6 +339,7 @@ def train(ctx: TrainContext) -> dict[str, float]:
     ctx.run.write_config({**ctx.run.read_config(), "spaces": spaces})
     expert = load_expert_policy(ctx, cfg)
     label = expert_labeller(expert)
+    expert_sample = expert_labeller(expert, deterministic=False) if cfg.stochastic_interaction else None
     agent = DAggerAgent(cfg, spaces).to(ctx.device)
     opt = make_optimizer(cfg, agent)
     rollout = Rollout(ctx.env_id, seed=10_000 * ctx.seed)
@@ -295,7 +358,12 @@ def train(ctx: TrainContext) -> dict[str, float]:
 
     def torch_learner(obs: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return agent.act(torch.as_tensor(obs, device=ctx.device)).cpu().numpy()
+            o = torch.as_tensor(obs, device=ctx.device)
+            if not cfg.stochastic_interaction:
+                return agent.act(o).cpu().numpy()
+            pre = agent.actor(agent.obs_norm(o))
+            noise = torch.as_tensor(rng.standard_normal(pre.shape), dtype=pre.dtype, device=pre.device)
+            return agent.scale_action(torch.tanh(pre + cfg.interaction_std * noise)).cpu().numpy()
 
     def evaluate_now() -> dict[str, float]:
         nonlocal expert_return
@@ -318,9 +386,17 @@ def train(ctx: TrainContext) -> dict[str, float]:
             n = min(cfg.batch_states, ctx.steps - interactions)
             expert_rollout = cfg.expert_first_batch and t == 1
             # one observation per call: a NumPy copy of the policy is ~10x cheaper than a torch call here
-            learner = NumpyActor(agent) if ctx.device.type == "cpu" else torch_learner
-            states, labels, finished = rollout.collect(n, learner, label, 1.0 if expert_rollout else cfg.beta, rng)
+            if ctx.device.type == "cpu":
+                learner = NumpyActor(agent, cfg.interaction_std if cfg.stochastic_interaction else 0.0, rng)
+            else:
+                learner = torch_learner
+            if expert_sample is not None:  # the expert's own samples (SB3 draws from torch's RNG): seed it from
+                torch.manual_seed(int(rng.integers(2**31)))  # the saved NumPy stream so that resume is exact
+            states, labels, finished = rollout.collect(n, learner, label, 1.0 if expert_rollout else cfg.beta, rng,
+                                                       expert_act=expert_sample)
             t1 = time.perf_counter()
+            if t == 1 and cfg.normalize_obs:  # fixed from here on; saved with the agent's buffers
+                agent.obs_norm.fit(torch.as_tensor(states))
             s = torch.as_tensor(states, device=ctx.device)
             a = agent.unscale_action(torch.as_tensor(labels, device=ctx.device)).clamp(-1.0, 1.0)
             info = update(cfg, agent, opt, s, a)
@@ -349,22 +425,30 @@ def train(ctx: TrainContext) -> dict[str, float]:
 
 class NumpyActor:
     """A NumPy snapshot of the (ReLU MLP) policy for stepping one environment: same function as
-    :meth:`DAggerAgent.act`, without torch's per-call overhead (~0.1 ms against ~10 us here)."""
+    :meth:`DAggerAgent.act`, without torch's per-call overhead (~0.1 ms against ~10 us here).
+    With ``std > 0`` it samples ``tanh(mu + std * N(0, 1))`` from ``rng`` (stochastic interaction)."""
 
-    def __init__(self, agent: DAggerAgent):
+    def __init__(self, agent: DAggerAgent, std: float = 0.0, rng: np.random.Generator | None = None):
+        if std > 0 and rng is None:
+            raise ValueError("a stochastic NumpyActor needs rng")
+        self.std = float(std)
+        self.rng = rng
         layers = [m for m in agent.actor if isinstance(m, torch.nn.Linear)]
         self.w = [m.weight.detach().cpu().numpy().T.copy() for m in layers]
         self.b = [m.bias.detach().cpu().numpy().copy() for m in layers]
         self.mean = agent.obs_norm.mean.cpu().numpy()
-        self.std = agent.obs_norm.std.cpu().numpy()
+        self.obs_std = agent.obs_norm.std.cpu().numpy()
         self.scale = agent.act_scale.cpu().numpy()
         self.center = agent.act_center.cpu().numpy()
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        h = (obs - self.mean) / self.std
+        h = (obs - self.mean) / self.obs_std
         for w, b in zip(self.w[:-1], self.b[:-1]):
             h = np.maximum(h @ w + b, 0.0)
-        return np.tanh(h @ self.w[-1] + self.b[-1]) * self.scale + self.center
+        pre = h @ self.w[-1] + self.b[-1]
+        if self.std > 0:
+            pre = pre + self.std * self.rng.standard_normal(pre.shape)
+        return np.tanh(pre) * self.scale + self.center
 
 
 class _Labelled:
