@@ -109,7 +109,8 @@ BUDGETS: dict[str, dict[str, Any]] = {
 
 def caption(budget: str) -> str:
     b = BUDGETS[budget]
-    size = "reference sizes (4x512 networks)" if not b["overrides"] else ", ".join(b["overrides"])
+    size = ", ".join(b["overrides"]) if b["overrides"] else (f"preset {b['preset']}" if b["preset"]
+                                                             else "reference sizes (4x512 networks)")
     return (f"OGBench single-task offline RL: success rate (0-100, mean of the last 3 evaluations) after "
             f"{b['steps']} gradient steps (batch 256; {size}), evaluated every {b['eval_every']} steps on "
             f"{b['eval_episodes']} episodes. Per-task hyper-parameters are the references' (FQL alpha 300 cube/scene, "
