@@ -57,6 +57,15 @@ def rng_states() -> dict[str, Any]:
     return states
 
 
+def json_tensor(data: Any) -> torch.Tensor:
+    """A JSON-serialisable value as a uint8 tensor (checkpoints load with ``weights_only=True``)."""
+    return torch.tensor(np.frombuffer(json.dumps(data).encode(), dtype=np.uint8).copy())
+
+
+def json_from_tensor(t: torch.Tensor) -> Any:
+    return json.loads(bytes(t.numpy().tolist()).decode())
+
+
 def set_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
     keys = states["numpy_keys"].numpy().astype(np.uint32)

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 
 from agentlab.agents import TrainContext
 from agentlab.loop import Trainer, run_loop
@@ -64,12 +65,15 @@ class OnlineTrainer(Trainer):
         self.recent_returns: list[float] = []
         self.episodes = 0
 
-    def begin(self, step: int) -> None:
-        # a resumed run restarts the interrupted episode from a fresh reset
-        agent_step = step // self.repeat
-        self.env.action_space.seed(self.ctx.seed + agent_step)
-        self.obs, _ = self.env.reset(seed=self.ctx.seed + agent_step)
+    def reset_env(self) -> None:
+        """Episode ``k`` starts from ``reset(seed=seed + 7919 k)``: a resumed run replays the same episodes."""
+        self.obs, _ = self.env.reset(seed=self.ctx.seed + 7919 * self.episodes)
         self.ep_return = 0.0
+
+    def begin(self, step: int) -> None:
+        if step == 0:
+            self.env.action_space.seed(self.ctx.seed)
+        self.reset_env()  # on resume: the interrupted episode restarts (exact when resumed on an episode boundary)
 
     def advance(self, step: int, total: int) -> tuple[int, Mapping[str, Any]]:
         agent, agent_step = self.agent, step // self.repeat + 1
@@ -84,8 +88,7 @@ class OnlineTrainer(Trainer):
         if terminated or truncated:
             self.recent_returns = [*self.recent_returns[-9:], self.ep_return]
             self.episodes += 1
-            self.obs, _ = self.env.reset()
-            self.ep_return = 0.0
+            self.reset_env()
         out = self.learner.after_step(agent_step, self.buffer)
         if out:
             self.info = out
@@ -99,13 +102,22 @@ class OnlineTrainer(Trainer):
         return self.learner.evaluate(final=final)
 
     def state_dict(self) -> dict[str, Any]:
+        from agentlab.runs import json_tensor
+
         return {**self.agent.checkpoint_state(), "buffer": self.buffer.state_dict(),
-                "learner": self.learner.extra_state()}
+                "learner": self.learner.extra_state(),
+                "episodes": torch.tensor([self.episodes]), "recent_returns": torch.tensor(self.recent_returns, dtype=torch.float64),
+                "action_rng": json_tensor(self.env.action_space.np_random.bit_generator.state)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        from agentlab.runs import json_from_tensor
+
         self.agent.load_checkpoint_state(state)
         self.buffer.load_state_dict(state["buffer"])
         self.learner.load_extra_state(state.get("learner", {}))
+        self.episodes = int(state["episodes"][0])
+        self.recent_returns = [float(x) for x in state["recent_returns"].tolist()]
+        self.env.action_space.np_random.bit_generator.state = json_from_tensor(state["action_rng"])
 
     def close(self) -> None:
         self.env.close()

@@ -77,7 +77,7 @@ def absorbing_dataset(dataset: Any) -> Any:
     ``s -> s_abs`` followed by an ``s_abs -> s_abs`` transition with a zero action (actions at the
     absorbing state are ignored by the discriminator); neither is terminal. Truncations are kept.
     """
-    from agentlab.data import Dataset
+    from agentlab.data.dataset import Dataset
 
     n, d = dataset.observations.shape
     obs, nobs = add_indicator(dataset.observations), add_indicator(dataset.next_observations)
