@@ -32,6 +32,10 @@ BUDGET = {
               "B": 500, "outer": 20, "evals": 5, "episodes": 5, "ms": [1, 10, 100]},
     "full": {"envs": ["Hopper-v5", "Walker2d-v5"], "modes": {"dagger": 0.0, "bc": 1.0}, "hidden": [256, 256],
              "B": 1000, "outer": 100, "evals": 20, "episodes": 10, "ms": [1, 10, 100, 1000]},
+    # the confirmation run of the eta/sqrt(t+1) lead on seeds never used before (10, 11, ...): the small
+    # budget's DAgger rows, only the columns the lead is about (protocol: results/sso/README.md)
+    "fresh": {"envs": ["Hopper-v5", "Walker2d-v5"], "modes": {"dagger": 0.0}, "hidden": [256, 256], "B": 500,
+              "outer": 20, "evals": 5, "episodes": 5, "ms": [100], "baselines": ["adam"], "seed0": 10},
 }
 
 #: baseline learning rates, chosen on a development seed (seed 99, not an evaluation seed) by the
@@ -40,10 +44,10 @@ BUDGET = {
 BASELINE_LR = {"sgd": 0.01, "adam": 1e-3}
 
 
-def methods(ms: list[int]) -> dict[str, list[str]]:
+def methods(ms: list[int], baselines: tuple[str, ...] = ("sgd", "adam")) -> dict[str, list[str]]:
     out = {f"sso-m{m}": ["optimizer=sso", f"inner_steps={m}", "inner=sgd-armijo", "eta=1.0"] for m in ms}
-    out["sgd"] = ["optimizer=sgd", f"lr={BASELINE_LR['sgd']}"]
-    out["adam"] = ["optimizer=adam", f"lr={BASELINE_LR['adam']}"]
+    for name in baselines:
+        out[name] = [f"optimizer={name}", f"lr={BASELINE_LR[name]}"]
     return out
 
 
@@ -56,13 +60,13 @@ def specs(budget: str, seeds: int) -> list[RunSpec]:
     b = BUDGET[budget]
     out = []
     for mode, beta in b["modes"].items():
-        variants = methods(b["ms"])
+        variants = methods(b["ms"], tuple(b.get("baselines", ("sgd", "adam"))))
         if mode == "dagger" and budget != "smoke":
             m = max(b["ms"])
             variants[f"sso-m{m}-{ABLATION}"] = variants[f"sso-m{m}"] + [f"eta_schedule={ABLATION}"]
         for env in b["envs"]:
             for algo, sets in variants.items():
-                for seed in range(seeds):
+                for seed in range(b.get("seed0", 0), b.get("seed0", 0) + seeds):
                     params = {"env_id": env, "beta": beta, "sets": sets + [f"beta={beta}", f"batch_states={b['B']}",
                                                                        f"hidden={b['hidden']}".replace(" ", "")],
                               "steps": b["B"] * b["outer"], "eval_every": b["B"] * b["outer"] // b["evals"],
