@@ -27,7 +27,8 @@ def report_only(budget: str) -> None:
     records = [r for r in (store.get(s) for s in specs) if r is not None]
     missing = sorted({(s.task, s.algo) for s in specs if not store.has(s)})
     meta = {"table": "sso", "budget": budget, "seeds": 3, "backend": "local", "git_sha": git_sha(short=True),
-            "command": f"agentlab reproduce sso --budget {budget} --seeds 3", "runs_total": len(specs),
+            "command": (f"agentlab reproduce sso --budget {budget} --seeds 3" if budget in ("smoke", "small", "full")
+                        else f"python results/sso/run_subset.py ALGOS TASKS {budget}"), "runs_total": len(specs),
             "runs_done": len(records), "complete": len(records) == len(specs), "failed": []}
     for p in table.report(records, out, meta):
         print("wrote", p)
@@ -44,7 +45,7 @@ def main() -> None:
     table = get_table("sso")
     store = ResultStore(default_out_dir("sso", budget))
     specs = [s for s in table.specs(budget, 3) if s.algo in algos and s.task in tasks and not store.has(s)]
-    specs.sort(key=lambda s: (tasks.index(s.task), s.seed))  # every method's seed 0 first: partial runs stay usable
+    specs.sort(key=lambda s: (s.seed, tasks.index(s.task)))  # seed by seed: partial runs stay balanced
     print(f"{len(specs)} runs", flush=True)
 
     def ok(rec):
