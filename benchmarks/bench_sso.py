@@ -70,7 +70,7 @@ def bench(hidden: list[int], batch: int, n: int, repeats: int, device: torch.dev
 
     fns = {"adam_step": adam_steps}
     infos: dict[str, dict] = {}
-    for inner, lr in (("adam", 1e-3), ("sgd", None), ("sgd-armijo", None)):
+    for inner, lr in (("adam", 1e-3), ("sgd", 1e-2), ("sgd-armijo", None)):
         model = net()
         eta = batch * 3 / 2.0  # 1/L of the mean squared error in target space
         opt = SSO(model.parameters(), eta=eta, inner_steps=n, inner=inner, inner_lr=lr)
