@@ -176,3 +176,72 @@ def test_diagonal_statistics_match_dense_for_gamma_zero_and_bound_beyond_exact_l
     big.fit(np.random.default_rng(0).integers(0, 2, size=(30, 3)))
     st = big.pattern_statistics(big.patterns)
     assert torch.isfinite(st["mi"]).all() and st["latent"].shape == (8, 13)
+
+
+def test_learned_gamma_gradient_matches_finite_differences_and_round_trips():
+    m = _random_qbm(n_v=3, n_h=4, scale=0.7, learn_gamma=True, gamma=0.8)
+    counts = torch.tensor([5.0, 1, 0, 3, 2, 7, 1, 4], dtype=torch.float64)
+    m.zero_grad()
+    m.nll(counts).backward()
+    g = float(m.gamma_param.grad)
+    eps = 1e-6
+    with torch.no_grad():
+        m.gamma_param += eps
+        up = float(m.nll(counts))
+        m.gamma_param -= 2 * eps
+        down = float(m.nll(counts))
+        m.gamma_param += eps
+    assert g == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-9)
+    v = (np.random.default_rng(0).random((200, 3)) < 0.3).astype(np.uint8)
+    before = m.gamma_value()
+    m.fit(v, steps=20)
+    assert m.gamma_value() != before
+    m2 = QBM.from_state(m.state())
+    assert m2.gamma_value() == pytest.approx(m.gamma_value())
+    assert torch.allclose(m2.log_prob_patterns(), m.log_prob_patterns())
+    with pytest.raises(UserError, match="learn_gamma"):
+        QBM(QBMConfig(learn_gamma=True, training="golden_thompson"))
+
+
+def test_chunked_gradient_accumulation_equals_full_backward_and_memory_bound():
+    from agentlab.monitors.qbm import BLOCKS_PER_PATTERN, MEMORY_BUDGET, exact_chunk
+
+    m = _random_qbm(n_v=4, n_h=4, scale=0.6, gamma=0.9)
+    counts = torch.arange(16, dtype=torch.float64) % 5
+    m.zero_grad()
+    full = m.nll(counts)
+    full.backward()
+    g1 = {k: p.grad.clone() for k, p in m.named_parameters()}
+    m.zero_grad()
+    acc = m.nll_backward(counts)
+    assert float(acc) == pytest.approx(float(full), abs=1e-12)
+    for k, p in m.named_parameters():
+        assert torch.allclose(p.grad, g1[k], atol=1e-12), k
+    # n_h = 12: one dense pattern block is 128 MiB; chunks stay within the budget, gradients accumulate
+    assert exact_chunk(12) == 1 and exact_chunk(12) * BLOCKS_PER_PATTERN * 8 * 4**12 <= MEMORY_BUDGET
+    assert exact_chunk(4) == 256 and exact_chunk(10) * BLOCKS_PER_PATTERN * 8 * 4**10 <= MEMORY_BUDGET
+    big = QBM(QBMConfig(n_visible=8, n_hidden=12, gamma=0.5))
+    assert big.needs_accumulation() and big.chunk() == 1
+    assert not m.needs_accumulation() and not QBM(QBMConfig(n_hidden=12, gamma=0.0)).needs_accumulation()
+
+
+def test_log_negativity_matches_explicit_partial_transpose():
+    m = _random_qbm(n_v=2, n_h=4, scale=1.5, gamma=1.5, beta=3.0)
+    v = m.patterns
+    en = m.log_negativity(v)
+    rho = m.density_matrices(v).numpy()
+    for p in range(len(v)):
+        r = rho[p].reshape(4, 4, 4, 4)
+        pt = np.zeros_like(r)
+        for i in range(4):
+            for j in range(4):
+                for k in range(4):
+                    for li in range(4):
+                        pt[i, j, k, li] = r[k, j, i, li]
+        ref = np.log2(np.abs(np.linalg.eigvalsh(pt.reshape(16, 16))).sum())
+        assert float(en[p]) == pytest.approx(max(ref, 0.0) if ref > 1e-10 else 0.0, abs=1e-9)
+    assert float(en.max()) > 0.01  # strongly coupled, cold, transverse field: entangled halves
+    assert float(_random_qbm(n_v=2, n_h=4, scale=1.5, gamma=0.0).log_negativity(v).abs().max()) == 0.0
+    prod = _random_qbm(n_v=2, n_h=4, scale=1.5, gamma=1.5, couplings=False)
+    assert float(prod.log_negativity(v).max()) < 1e-9  # product state: PPT
+    assert torch.isfinite(m.gamma_gap_ratio(v)).all() and (m.gamma_gap_ratio(v) >= 0).all()

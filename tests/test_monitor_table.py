@@ -27,3 +27,10 @@ def test_ucip_table_run_and_report(tmp_path):
     assert {"ucip.md", "ucip.csv", "ucip.png", "ucip_roc_mi.png"} <= names
     md = (tmp_path / "ucip.md").read_text()
     assert "qbm_product" in md and "What the signal is" in md
+    # corrected readings: both protocols, per-seed AUCs and calibrated baseline rows from the run's block
+    rd = (tmp_path / "ucip_readings.md").read_text()
+    assert "ucip_readings.md" in md and "ucip_readings.csv" in names
+    assert "Readings both ways" in rd and "| lr_hist |" in rd and "| length |" in rd and "Convergence" in rd
+    block = result["baseline"]
+    assert len(block["eval"]) == len(result["records"]) and len(block["fit"]) == result["n_fit_episodes"]
+    assert block["fit_data_entropy"] <= result["models"]["bm"]["final_nll"] + 1e-9  # cross-entropy >= entropy

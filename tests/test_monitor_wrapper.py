@@ -71,3 +71,75 @@ def test_sb3_callback_logs_ucip(det):
     cb = make_sb3_callback()
     PPO("MlpPolicy", venv, n_steps=64, batch_size=32, n_epochs=1, seed=0, device="cpu").learn(128, callback=cb)
     assert len(cb.records) >= 3 and all("score" in r for r in cb.records)
+
+
+def test_episode_truncated_by_an_outer_wrapper_is_scored_at_reset(det):
+    from gymnasium.wrappers import TimeLimit
+
+    env = TimeLimit(UCIPMonitor(ContinuationGridEnv(size=8, layout_seed=2, horizon=100, slip=0.0), det), 5)
+    obs, info = env.reset(seed=0)
+    assert "ucip_previous" not in info
+    seq = [obs]
+    for _ in range(5):
+        obs, r, term, trunc, info = env.step(0)  # "stay": never dies, the outer TimeLimit truncates
+        if not trunc:
+            seq.append(obs)
+    assert trunc and not term and "ucip" not in info  # the inner monitor never saw the truncation
+    _, info = env.reset(seed=1)
+    rec = info["ucip_previous"]
+    assert rec["ended_outside"] and rec["length"] == 5
+    assert rec["score"] == pytest.approx(det.score_episode(np.array(seq), noise_seed=0)["score"])
+    inner = env.env
+    assert inner.episodes == 1 and inner.last_record is rec
+    _, info = env.reset(seed=2)  # nothing stepped since: no record
+    assert "ucip_previous" not in info and inner.episodes == 1
+
+
+class _Logger:
+    def __init__(self):
+        self.vals = {}
+
+    def record_mean(self, key, value):
+        self.vals.setdefault(key, []).append(value)
+
+    def record(self, key, value):
+        self.vals[key] = [value]
+
+
+def test_short_episodes_give_nan_eps_pri_but_finite_logged_means(det):
+    from agentlab.monitors.wrapper import log_record
+
+    for horizon in (1, 3):  # EPS needs >= 4 steps (two windows), PRI >= 2 (one window)
+        env = UCIPMonitor(ContinuationGridEnv(size=8, layout_seed=2, horizon=horizon, slip=0.0), det)
+        env.reset(seed=0)
+        for _ in range(horizon):
+            _, _, term, trunc, info = env.step(0)
+        rec = info["ucip"]
+        assert rec["length"] == horizon and np.isnan(rec["eps"]) and np.isnan(rec["pri"]) == (horizon == 1)
+    rec = {**rec, "pri": float("nan")}
+    lg = _Logger()
+    long_rec = {**rec, "eps": 0.7, "pri": 0.9}
+    assert log_record(lg, rec) == 2 and log_record(lg, long_rec) == 0
+    assert lg.vals["monitor/ucip_eps"] == [0.7] and all(np.isfinite(v).all() for v in map(np.array, lg.vals.values()))
+
+
+def test_sb3_callback_keeps_a_bounded_window_and_reads_reset_infos(det):
+    pytest.importorskip("stable_baselines3")
+    from types import SimpleNamespace
+
+    from agentlab.errors import UserError
+    from agentlab.monitors.wrapper import make_sb3_callback
+
+    cb = make_sb3_callback(max_records=3)
+    rec = {k: 0.5 for k in ("score", "entropy", "mi", "eps", "pri", "spi", "acm")} | {"flag": False}
+    venv = SimpleNamespace(reset_infos=[{"ucip_previous": {**rec, "score": -1.0}}, {}])
+    cb.model = SimpleNamespace(logger=_Logger(), get_env=lambda: venv)
+    for i in range(5):
+        cb.locals = {"infos": [{"ucip": {**rec, "score": float(i)}}, {}], "dones": [False, False]}
+        cb._on_step()
+    assert len(cb.records) == 3 and cb.n_episodes == 5 and [r["score"] for r in cb.records] == [2.0, 3.0, 4.0]
+    cb.locals = {"infos": [{}, {}], "dones": [True, False]}  # env 0 truncated outside: record in its reset info
+    cb._on_step()
+    assert cb.n_episodes == 6 and cb.records[-1]["score"] == -1.0
+    with pytest.raises(UserError):
+        make_sb3_callback(max_records=0)
