@@ -8,6 +8,21 @@ import numpy as np
 
 from agentlab.errors import UserError
 
+#: environments kept per (env id, kwargs) across calls in this process: periodic evaluation does not
+#: rebuild its environments (every episode is reset with its own seed, so reuse changes no result)
+_ENV_CACHE: dict[tuple[str, str], list[Any]] = {}
+
+
+def cached_envs(env_id: str, n: int, env_kwargs: dict | None = None) -> list[Any]:
+    """``n`` environments of ``env_id`` from the process-wide cache (made on first use)."""
+    from agentlab.envs import make_env
+
+    key = (env_id, repr(sorted((env_kwargs or {}).items())))
+    pool = _ENV_CACHE.setdefault(key, [])
+    while len(pool) < n:
+        pool.append(make_env(env_id, **(env_kwargs or {})))
+    return pool[:n]
+
 
 def evaluate(policy: Any, env_id: str, episodes: int = 10, seed: int = 0, ref_scores: Any = None,
              max_parallel: int = 10, env_kwargs: dict | None = None, envs: list | None = None) -> dict[str, float]:
@@ -17,12 +32,10 @@ def evaluate(policy: Any, env_id: str, episodes: int = 10, seed: int = 0, ref_sc
     as one batch (one network call per step for the whole group). Episode ``i`` is reset with
     ``seed + i``, so results do not depend on ``max_parallel``. Returns the mean/std return, mean
     length and, when reference scores are known (``ref_scores``: a dataset, a metadata dict or a
-    D4RL name), the normalised score on the 0-100 scale. ``envs``: environments of ``env_id`` to
-    reuse instead of making new ones (they are left open; at most ``len(envs)`` episodes run at a
-    time) -- for callers that evaluate often on environments that are costly to build.
+    D4RL name), the normalised score on the 0-100 scale. Environments come from a process-wide
+    cache (:func:`cached_envs`), so periodic evaluation builds them once; ``envs``: environments to
+    use instead (at most ``len(envs)`` episodes run at a time), e.g. with the run's own wrappers.
     """
-    from agentlab.envs import make_env
-
     if episodes < 1:
         raise UserError("--episodes must be at least 1")
     # a mixture policy that draws a member per episode asks for fewer parallel episodes
@@ -33,7 +46,7 @@ def evaluate(policy: Any, env_id: str, episodes: int = 10, seed: int = 0, ref_sc
     returns, lengths, successes = [], [], []
     for start in range(0, episodes, max_parallel):
         n = min(max_parallel, episodes - start)
-        group = envs[:n] if envs is not None else [make_env(env_id, **(env_kwargs or {})) for _ in range(n)]
+        group = envs[:n] if envs is not None else cached_envs(env_id, n, env_kwargs)
         if hasattr(policy, "reset"):
             policy.reset(n, seed + start)
         obs = np.stack([e.reset(seed=seed + start + i)[0] for i, e in enumerate(group)])
@@ -53,9 +66,6 @@ def evaluate(policy: Any, env_id: str, episodes: int = 10, seed: int = 0, ref_sc
                 obs[i] = o
                 if term or trunc:
                     alive[i] = False
-        if envs is None:
-            for e in group:
-                e.close()
         returns.extend(ret.tolist())
         lengths.extend(length.tolist())
         successes.extend(success.tolist())

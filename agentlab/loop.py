@@ -35,6 +35,8 @@ class Trainer(ABC):
     #: log a metrics row after every :meth:`advance` (episode- or batch-sized steps) rather than
     #: every ``log_every`` steps
     log_every_advance: bool = False
+    #: checkpoint after every :meth:`advance` (when one advance is expensive, e.g. a planned episode)
+    checkpoint_every_advance: bool = False
     #: the name of the throughput metric the loop logs
     rate_metric: str = "time/steps_per_s"
 
@@ -117,7 +119,7 @@ def run_loop(ctx: Any, trainer: Trainer, total: int | None = None) -> dict[str, 
                 step, info = trainer.advance(step, total)
                 last = step >= total
                 do_eval = ctx.eval_episodes > 0 and (last or crossed(prev, step, ctx.eval_every))
-                do_ckpt = last or crossed(prev, step, ckpt_every)
+                do_ckpt = last or trainer.checkpoint_every_advance or crossed(prev, step, ckpt_every)
                 if do_eval or last or trainer.log_every_advance or crossed(prev, step, ctx.log_every):
                     row = finite_row(info, step, ctx.run.path)
                     now = time.perf_counter()

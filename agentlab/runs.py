@@ -241,6 +241,18 @@ class Run:
         return Progress(total, start, description, self)
 
 
+def read_metrics(run_dir: str | Path) -> list[dict[str, float]]:
+    """The rows of a run's ``metrics.csv`` as floats (empty cells dropped); ``[]`` when there is none.
+
+    The one reader of ``metrics.csv``: tables, benchmarks and tools use it rather than parsing CSV.
+    """
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items() if v not in (None, "")} for row in csv.DictReader(f)]
+
+
 def load_checkpoint_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():

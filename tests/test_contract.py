@@ -78,8 +78,6 @@ def _rows(run_dir):
 RESUME_NOT_EXACT = {
     "dac": "the discriminator's state after a resume differs (under investigation)",
     "ailboost": "the discriminator's state after a resume differs (under investigation)",
-    "pets": "PETS still runs its own loop (not yet on agentlab.loop.run_loop)",
-    "dagger": "DAgger still runs its own loop (not yet on agentlab.loop.run_loop)",
 }
 
 

@@ -34,8 +34,10 @@ def test_only_runs_a_subset_but_reports_the_whole_table(tmp_path):
     logs = []
     s2 = run_table("selftest", "smoke", 1, out, report_only=True, log=logs.append)
     assert "0 to run" in logs[0] and len(s2["records"]) == 2
-    s3 = run_table("selftest", "smoke", 1, out, only=["linear-8d"], log=lambda m: None)
-    assert len(s3["records"]) == 3  # bc-small on both tasks + bc-large on linear-8d
+    s3 = run_table("selftest", "smoke", 1, out, only=["bc-large", "linear-8d"], log=lambda m: None)
+    assert len(s3["records"]) == 3  # bc-small on both tasks + bc-large on linear-8d (algorithm AND task)
+    assert {(r["spec"]["algo"], r["spec"]["task"]) for r in s3["records"]} >= {("bc-large", "linear-8d")}
+    assert not any(r["spec"]["algo"] == "bc-large" and r["spec"]["task"] == "linear-2d" for r in s3["records"])
     s4 = run_table("selftest", "smoke", 1, out, log=lambda m: None)
     assert s4["meta"]["complete"] and "INCOMPLETE" not in (out / "selftest.md").read_text()
     with pytest.raises(UserError, match="no algorithm or task"):

@@ -63,6 +63,8 @@ import torch
 from agentlab.agents import Algorithm, TrainContext
 from agentlab.agents.base import Agent, spaces_from_env
 from agentlab.agents.loops import evaluate_agent, evaluation_seed
+from agentlab.loop import Trainer, run_loop
+from agentlab.runs import json_from_tensor, json_tensor
 from agentlab.config import AlgoConfig, help_field
 from agentlab.errors import UserError
 from agentlab.nn import MLP
@@ -330,6 +332,95 @@ def update(cfg: DAggerConfig, agent: DAggerAgent, opt: torch.optim.Optimizer, st
 
 
 # -- the loop ------------------------------------------------------------------------------------
+class DAggerTrainer(Trainer):
+    """One step = one outer step: roll out ``batch_states`` states, label them, update. Progress
+    counts labelled interactions (the expensive resource), as ``--steps`` does."""
+
+    log_every_advance = True
+    rate_metric = "time/interactions_per_s"
+
+    def __init__(self, ctx: TrainContext, cfg: DAggerConfig, spaces: dict[str, Any]):
+        self.ctx, self.cfg = ctx, cfg
+        expert = load_expert_policy(ctx, cfg)
+        self.label = expert_labeller(expert)
+        self.expert_sample = expert_labeller(expert, deterministic=False) if cfg.stochastic_interaction else None
+        self.agent = DAggerAgent(cfg, spaces).to(ctx.device)
+        self.opt = make_optimizer(cfg, self.agent)
+        self.rollout = Rollout(ctx.env_id, seed=10_000 * ctx.seed)
+        self.rng = np.random.default_rng(ctx.seed)
+        self.outer, self.wall, self.expert_return = 0, 0.0, None
+
+    def torch_learner(self, obs: np.ndarray) -> np.ndarray:
+        agent, cfg = self.agent, self.cfg
+        with torch.no_grad():
+            o = torch.as_tensor(obs, device=self.ctx.device)
+            if not cfg.stochastic_interaction:
+                return agent.act(o).cpu().numpy()
+            pre = agent.actor(agent.obs_norm(o))
+            noise = torch.as_tensor(self.rng.standard_normal(pre.shape), dtype=pre.dtype, device=pre.device)
+            return agent.scale_action(torch.tanh(pre + cfg.interaction_std * noise)).cpu().numpy()
+
+    def advance(self, step: int, total: int) -> tuple[int, dict[str, Any]]:
+        cfg, agent, ctx = self.cfg, self.agent, self.ctx
+        t0 = time.perf_counter()
+        self.outer += 1
+        n = min(cfg.batch_states, total - step)
+        expert_rollout = cfg.expert_first_batch and self.outer == 1
+        # one observation per call: a NumPy copy of the policy is ~10x cheaper than a torch call here
+        if ctx.device.type == "cpu":
+            learner = NumpyActor(agent, cfg.interaction_std if cfg.stochastic_interaction else 0.0, self.rng)
+        else:
+            learner = self.torch_learner
+        if self.expert_sample is not None:  # the expert's own samples (SB3 draws from torch's RNG): seed it from
+            torch.manual_seed(int(self.rng.integers(2**31)))  # the saved NumPy stream so that resume is exact
+        states, labels, finished = self.rollout.collect(n, learner, self.label, 1.0 if expert_rollout else cfg.beta,
+                                                        self.rng, expert_act=self.expert_sample)
+        t1 = time.perf_counter()
+        if self.outer == 1 and cfg.normalize_obs:  # fixed from here on; saved with the agent's buffers
+            agent.obs_norm.fit(torch.as_tensor(states))
+        s = torch.as_tensor(states, device=ctx.device)
+        a = agent.unscale_action(torch.as_tensor(labels, device=ctx.device)).clamp(-1.0, 1.0)
+        row = {k: float(v) for k, v in update(cfg, agent, self.opt, s, a).items()}  # the one host sync
+        t2 = time.perf_counter()
+        agent.steps_done += 1
+        self.wall += t2 - t0
+        row.update({"train/outer_step": self.outer, "time/interactions": step + n, "time/wall_s": self.wall,
+                    "time/rollout_s": t1 - t0, "time/update_s": t2 - t1})
+        if finished:
+            row["train/episode_return"] = float(np.mean(finished))
+        return step + n, row
+
+    def evaluate(self, final: bool) -> dict[str, float]:
+        from agentlab.evaluation import evaluate
+
+        ctx = self.ctx
+        if self.expert_return is None:  # the expert under the same protocol: the normaliser of the score
+            self.expert_return = evaluate(_Labelled(self.label), ctx.env_id, ctx.eval_episodes,
+                                          evaluation_seed(ctx.seed))["return_mean"]
+        res = evaluate_agent(ctx, self.agent, ref_scores=ctx.env_id)
+        res["eval/expert_return"] = self.expert_return
+        res["eval/expert_normalized_return"] = 100.0 * res["eval/return_mean"] / max(abs(self.expert_return), 1e-8)
+        return res
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"agent": self.agent.state_dict(), "optimizer": self.opt.state_dict(), "outer": self.outer,
+                 "wall_s": self.wall, "rollout": self.rollout.state(), "np_rng": json_tensor(self.rng.bit_generator.state)}
+        if self.expert_return is not None:
+            state["expert_return"] = self.expert_return
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.agent.load_state_dict(state["agent"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.outer, self.wall = int(state["outer"]), float(state["wall_s"])
+        self.expert_return = state.get("expert_return")
+        self.rollout.restore(state["rollout"])
+        self.rng.bit_generator.state = json_from_tensor(state["np_rng"])
+
+    def close(self) -> None:
+        self.rollout.close()
+
+
 def train(ctx: TrainContext) -> dict[str, float]:
     cfg: DAggerConfig = ctx.config  # type: ignore[assignment]
     check_config(cfg)
@@ -337,90 +428,7 @@ def train(ctx: TrainContext) -> dict[str, float]:
         raise UserError("dagger is an online imitation algorithm: pass --env")
     spaces = spaces_from_env(ctx.env_id)
     ctx.run.write_config({**ctx.run.read_config(), "spaces": spaces})
-    expert = load_expert_policy(ctx, cfg)
-    label = expert_labeller(expert)
-    expert_sample = expert_labeller(expert, deterministic=False) if cfg.stochastic_interaction else None
-    agent = DAggerAgent(cfg, spaces).to(ctx.device)
-    opt = make_optimizer(cfg, agent)
-    rollout = Rollout(ctx.env_id, seed=10_000 * ctx.seed)
-    rng = np.random.default_rng(ctx.seed)
-    n_outer = math.ceil(ctx.steps / cfg.batch_states)
-    start, interactions, wall, expert_return = 0, 0, 0.0, None
-    if ctx.resume and ctx.run.has_checkpoint():
-        state = ctx.run.load_checkpoint()
-        agent.load_state_dict(state["agent"])
-        opt.load_state_dict(state["optimizer"])
-        start, interactions, wall = int(state["step"]), int(state["interactions"]), float(state["wall_s"])
-        expert_return = state.get("expert_return")
-        rollout.restore(state["rollout"])
-        rng.bit_generator.state = _rng_from_tensor(state["np_rng"])
-        ctx.run.truncate_metrics(interactions)
-
-    def torch_learner(obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            o = torch.as_tensor(obs, device=ctx.device)
-            if not cfg.stochastic_interaction:
-                return agent.act(o).cpu().numpy()
-            pre = agent.actor(agent.obs_norm(o))
-            noise = torch.as_tensor(rng.standard_normal(pre.shape), dtype=pre.dtype, device=pre.device)
-            return agent.scale_action(torch.tanh(pre + cfg.interaction_std * noise)).cpu().numpy()
-
-    def evaluate_now() -> dict[str, float]:
-        nonlocal expert_return
-        from agentlab.evaluation import evaluate
-
-        if expert_return is None:  # the expert under the same protocol: the normaliser of the score
-            expert_return = evaluate(_Labelled(label), ctx.env_id, ctx.eval_episodes,
-                                     evaluation_seed(ctx.seed))["return_mean"]
-        res = evaluate_agent(ctx, agent, ref_scores=ctx.env_id)
-        res["eval/expert_return"] = expert_return
-        res["eval/expert_normalized_return"] = 100.0 * res["eval/return_mean"] / max(abs(expert_return), 1e-8)
-        return res
-
-    eval_every = ctx.eval_every
-    ckpt_every = max(1, (ctx.checkpoint_every or max(ctx.steps // 10, 1)) // cfg.batch_states)
-    final: dict[str, float] = {}
-    with ctx.run.progress(n_outer, start, ctx.algo) as bar:
-        for t in range(start + 1, n_outer + 1):
-            t0 = time.perf_counter()
-            n = min(cfg.batch_states, ctx.steps - interactions)
-            expert_rollout = cfg.expert_first_batch and t == 1
-            # one observation per call: a NumPy copy of the policy is ~10x cheaper than a torch call here
-            if ctx.device.type == "cpu":
-                learner = NumpyActor(agent, cfg.interaction_std if cfg.stochastic_interaction else 0.0, rng)
-            else:
-                learner = torch_learner
-            if expert_sample is not None:  # the expert's own samples (SB3 draws from torch's RNG): seed it from
-                torch.manual_seed(int(rng.integers(2**31)))  # the saved NumPy stream so that resume is exact
-            states, labels, finished = rollout.collect(n, learner, label, 1.0 if expert_rollout else cfg.beta, rng,
-                                                       expert_act=expert_sample)
-            t1 = time.perf_counter()
-            if t == 1 and cfg.normalize_obs:  # fixed from here on; saved with the agent's buffers
-                agent.obs_norm.fit(torch.as_tensor(states))
-            s = torch.as_tensor(states, device=ctx.device)
-            a = agent.unscale_action(torch.as_tensor(labels, device=ctx.device)).clamp(-1.0, 1.0)
-            info = update(cfg, agent, opt, s, a)
-            row = {k: float(v) for k, v in info.items()}  # the one host sync of the outer step
-            t2 = time.perf_counter()
-            agent.steps_done += 1
-            interactions += n
-            wall += t2 - t0
-            row.update({"train/outer_step": t, "time/interactions": interactions, "time/wall_s": wall,
-                        "time/rollout_s": t1 - t0, "time/update_s": t2 - t1})
-            if finished:
-                row["train/episode_return"] = float(np.mean(finished))
-            prev = interactions - n
-            if t == n_outer or (eval_every and interactions // eval_every > prev // eval_every):
-                row.update(evaluate_now())
-            ctx.run.log(interactions, row)
-            final = row
-            bar.update(t)
-            if t % ckpt_every == 0 or t == n_outer:
-                ctx.run.save_checkpoint({"agent": agent.state_dict(), "optimizer": opt.state_dict(), "step": t,
-                                         "interactions": interactions, "wall_s": wall, "expert_return": expert_return,
-                                         "rollout": rollout.state(), "np_rng": _rng_to_tensor(rng)})
-    rollout.close()
-    return final
+    return run_loop(ctx, DAggerTrainer(ctx, cfg, spaces))
 
 
 class NumpyActor:
@@ -459,18 +467,6 @@ class _Labelled:
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         return self.label(np.asarray(obs, dtype=np.float32))
-
-
-def _rng_to_tensor(rng: np.random.Generator) -> torch.Tensor:
-    import json
-
-    return torch.tensor(np.frombuffer(json.dumps(rng.bit_generator.state).encode(), dtype=np.uint8).copy())
-
-
-def _rng_from_tensor(t: torch.Tensor) -> dict[str, Any]:
-    import json
-
-    return json.loads(bytes(t.numpy().tolist()).decode())
 
 
 ALGORITHM = Algorithm(name="dagger", config_cls=DAggerConfig, train=train, build_agent=DAggerAgent, kind="imitation",

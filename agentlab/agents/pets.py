@@ -20,7 +20,8 @@ needs the model to be right where good trajectories go. With expert transitions
            d_i = \min_j \big\| \bar z_i - \bar z^e_j \big\|
 
 (mean-1 Gaussian kernel of the distance in normalised state-action space; ``sigma = inf`` is plain
-NLL). Config: ``--set reweight=expert --set sigma=0.5``. Expert transitions come from ``--demos FILE``
+NLL). Config: ``--set reweight=expert --set sigma=0.5``, or ``--set ess_target=0.5`` to choose sigma at
+every retrain so that the weights' effective sample size :math:`(\sum w)^2 / \sum w^2` is half the data. Expert transitions come from ``--demos FILE``
 (any dataset ``agentlab.data.load`` reads) or, for tasks with known dynamics (cart-pole swing-up,
 Pendulum), from an *oracle* CEM controller that plans with the true dynamics;
 ``reweight=best`` uses the agent's own best ``expert_episodes`` episodes so far instead.
@@ -40,6 +41,7 @@ from agentlab.agents import Algorithm, TrainContext
 from agentlab.agents.base import Agent, spaces_from_env
 from agentlab.config import AlgoConfig, help_field
 from agentlab.errors import UserError
+from agentlab.loop import Trainer, run_loop
 from agentlab.models.cem import MPCPlanner
 from agentlab.models.dynamics import (
     EnsembleTrainer,
@@ -111,7 +113,7 @@ def make_planner(cfg: PETSConfig, env_id: str, act_low: Any, act_high: Any) -> M
     return MPCPlanner(torch.as_tensor(act_low, dtype=torch.float32), torch.as_tensor(act_high, dtype=torch.float32),
                       horizon=cfg.horizon, population=cfg.population, iterations=cfg.iterations,
                       elite_ratio=cfg.elite_ratio, momentum=cfg.momentum, particles=cfg.particles,
-                      reward_fn=task.reward, term_fn=task.termination)
+                      reward_fn=task.plan_reward, term_fn=task.termination)
 
 
 class PETSAgent(Agent):
@@ -271,7 +273,8 @@ class PETSRunner:
         info["time/model_train_s"] = time.perf_counter() - t0
         self.trained, self.since_train = True, 0
         self.model_info = info
-        self.retrain_log.append((self.steps, {"model/" + k.split("/", 1)[1].removeprefix("model_"): v
+        self.retrain_log.append((self.steps, {k if k.startswith("time/") else  # wall-clock stays under time/
+                                              "model/" + k.split("/", 1)[1].removeprefix("model_"): v
                                               for k, v in info.items()}))
         return info
 
@@ -344,6 +347,40 @@ class PETSRunner:
             self.expert = {k: v.numpy() for k, v in state["expert"].items()}
 
 
+class PETSTrainer(Trainer):
+    """One step = one episode of PETS (model retrained every ``retrain_every`` env steps); progress
+    counts environment steps; a checkpoint after every episode."""
+
+    log_every_advance = True
+    checkpoint_every_advance = True
+    rate_metric = "time/env_steps_per_s"
+
+    def __init__(self, ctx: TrainContext, runner: PETSRunner):
+        self.ctx, self.runner = ctx, runner
+
+    def advance(self, step: int, total: int) -> tuple[int, dict[str, float]]:
+        info = self.runner.run_episode(total - step)
+        for at, model_info in self.runner.retrain_log:  # one metrics.csv row per retrain: epochs, held-out error
+            self.ctx.run.log(at, model_info)
+        self.runner.retrain_log.clear()
+        return self.runner.steps, info
+
+    def evaluate(self, final: bool) -> dict[str, float]:
+        from agentlab.agents.loops import evaluation_seed
+        from agentlab.evaluation import evaluate
+        from agentlab.policy import Policy
+
+        res = evaluate(Policy(self.runner.agent), self.ctx.env_id, self.ctx.eval_episodes,
+                       evaluation_seed(self.ctx.seed))
+        return {f"eval/{k}": v for k, v in res.items() if k != "episodes"}
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.runner.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.runner.load_state_dict(state)
+
+
 def train(ctx: TrainContext) -> dict[str, float]:
     from agentlab.agents.loops import evaluation_seed
 
@@ -354,40 +391,19 @@ def train(ctx: TrainContext) -> dict[str, float]:
     _check(cfg)
     resuming = ctx.resume and ctx.run.has_checkpoint()
     expert = None
-    if cfg.reweight == "expert" and not resuming:
+    if resuming:  # the expert set is part of the run's state (an oracle is not recomputed)
+        saved = ctx.run.load_checkpoint(restore_rng=False)
+        if "expert" in saved:
+            expert = {k: v.numpy() for k, v in saved["expert"].items()}
+    elif cfg.reweight == "expert":
         expert = demos_expert(ctx.demos) if ctx.demos else oracle_expert(
             ctx.env_id, cfg.expert_episodes, seed=evaluation_seed(ctx.seed) + 77, horizon=cfg.oracle_horizon,
             population=cfg.oracle_population)
-    if resuming:
-        state = ctx.run.load_checkpoint()
-        if "expert" in state:
-            expert = {k: v.numpy() for k, v in state["expert"].items()}
     runner = PETSRunner(cfg, ctx.env_id, ctx.seed, expert)
     ctx.run.write_config({**ctx.run.read_config(), "spaces": runner.spaces})
-    if resuming:
-        runner.load_state_dict(state)
-        ctx.run.truncate_metrics(runner.steps)
-    elif expert is not None and len(expert["returns"]):
+    if not resuming and expert is not None and len(expert["returns"]):
         ctx.run.log(0, {"train/expert_return": float(np.mean(expert["returns"]))})
-    final: dict[str, float] = {}
-    with ctx.run.progress(ctx.steps, runner.steps, "pets") as bar:
-        while runner.steps < ctx.steps:
-            info = runner.run_episode(ctx.steps - runner.steps)
-            for step, model_info in runner.retrain_log:  # one metrics.csv row per retrain: epochs, held-out error
-                ctx.run.log(step, model_info)
-            runner.retrain_log.clear()
-            ctx.run.log(runner.steps, info)
-            final = info
-            ctx.run.save_checkpoint({**runner.state_dict(), "step": runner.steps})
-            bar.update(runner.steps)
-    if ctx.eval_episodes > 0:
-        from agentlab.evaluation import evaluate
-        from agentlab.policy import Policy
-
-        res = evaluate(Policy(runner.agent), ctx.env_id, ctx.eval_episodes, evaluation_seed(ctx.seed))
-        final = {**final, **{f"eval/{k}": v for k, v in res.items() if k != "episodes"}}
-        ctx.run.log(runner.steps, {k: v for k, v in final.items() if k.startswith("eval/")})
-    return final
+    return run_loop(ctx, PETSTrainer(ctx, runner))
 
 
 def build_agent(config: PETSConfig, spaces: dict[str, Any]) -> PETSAgent:

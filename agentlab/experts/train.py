@@ -140,16 +140,12 @@ def train_expert(env_id: str, algo: str = "ppo", steps: int | None = None, seed:
 
 def _train_agentlab_sac(env_id: str, steps: int, seed: int, path: Path, log: Any) -> Path:
     """Train (or resume, or reuse) an expert with ``agentlab train sac --preset expert``."""
-    import csv
-
+    from agentlab.runs import read_metrics
     from agentlab.training import train
 
     run = path / "run"
-    done = 0
-    if (run / "metrics.csv").is_file():
-        with open(run / "metrics.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-        done = int(float(rows[-1]["step"])) if rows else 0
+    rows = read_metrics(run)
+    done = int(rows[-1]["step"]) if rows else 0
     if not (run / "model.pt").is_file():
         log(f"training agentlab SAC expert for {env_id} ({steps} env steps)")
         train("sac", run, steps=steps, seed=seed, env_id=env_id, preset="expert", force=run.exists(),

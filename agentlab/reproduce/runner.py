@@ -96,7 +96,8 @@ def run_table(name: str, budget: str = "smoke", seeds: int = 3, out_dir: str | P
               report_only: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run (or resume) table ``name`` and write its report. Returns a summary.
 
-    ``only`` runs the specs whose algorithm or task is listed; the report still covers every
+    ``only`` runs the specs whose algorithm is listed AND whose task is listed (a kind not named
+    selects all of it: ``only={"fql"}`` = fql on every task); the report still covers every
     stored run of the table (marked INCOMPLETE while some are missing), so a partial run never
     replaces the whole table by a subset. ``report_only`` runs nothing and rewrites the report.
     """
@@ -111,10 +112,13 @@ def run_table(name: str, budget: str = "smoke", seeds: int = 3, out_dir: str | P
     specs = all_specs
     if only:
         only = set(only)
-        specs = [s for s in all_specs if s.algo in only or s.task in only]
-        if not specs:
-            raise UserError(f"--only {', '.join(sorted(only))}: no algorithm or task of table {name!r} "
+        algos, tasks = only & {s.algo for s in all_specs}, only & {s.task for s in all_specs}
+        unknown = only - algos - tasks
+        if unknown:
+            raise UserError(f"--only {', '.join(sorted(unknown))}: no algorithm or task of table {name!r} "
                             f"at budget {budget!r} has that name")
+        # names of algorithms and of tasks combine: `--only fql --only cube-single` = fql on cube-single
+        specs = [s for s in all_specs if (not algos or s.algo in algos) and (not tasks or s.task in tasks)]
     out = Path(out_dir) if out_dir else default_out_dir(name, budget)
     store = ResultStore(out)
     todo = [] if report_only else [s for s in specs if not store.has(s)]
