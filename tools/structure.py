@@ -24,7 +24,7 @@ LAYERS = [
      "envs", "seeding", "data.dataset", "data.scores"},       # 0 core (the Dataset type and score tables too)
     {"data", "experts"},                                       # 1 data and expert policies
     {"agents", "models", "optim", "monitors"},                 # 2 methods
-    {"training", "data.generators", "experts.train", "experts.levels", "experts.cli"},  # 3 things that train
+    {"training", "data.generators.locomotion", "experts.train", "experts.levels", "experts.cli"},  # 3 things that train
     {"reproduce"},                                             # 4 tables
     {"cli", "demo"},                                           # 5 entry points
 ]
@@ -34,7 +34,7 @@ def layer(mod: str) -> int:
     parts = mod.split(".")[1:]
     if parts and parts[-1] == "cli":
         return len(LAYERS) - 1  # every group's CLI module is an entry point
-    for depth in (2, 1):
+    for depth in (3, 2, 1):
         key = ".".join(parts[:depth])
         for i, names in enumerate(LAYERS):
             if len(parts) >= depth and key in names:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,13 @@ import torch
 from agentlab.errors import UserError
 
 CORE_KEYS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
+
+
+def dataset_dir() -> Path:
+    """Where agentlab keeps datasets: ``$AGENTLAB_DATA`` or ``~/.cache/agentlab/datasets``."""
+    import os
+
+    return Path(os.environ.get("AGENTLAB_DATA", Path.home() / ".cache" / "agentlab" / "datasets"))
 
 
 @dataclasses.dataclass

@@ -17,14 +17,10 @@ from typing import Any
 import numpy as np
 
 from agentlab.data.dataset import CORE_KEYS, Dataset
+from agentlab.data.dataset import dataset_dir  # noqa: F401 - re-exported
 from agentlab.errors import UserError
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
-
-
-def dataset_dir() -> Path:
-    """``$AGENTLAB_DATA`` or ``~/.cache/agentlab/datasets``."""
-    return Path(os.environ.get("AGENTLAB_DATA", Path.home() / ".cache" / "agentlab" / "datasets"))
 
 
 def _meta_value(v: Any) -> Any:

@@ -93,7 +93,7 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     """``gymnasium.make`` with agentlab's ids registered and a one-line error for unknown ids."""
     register_all()
     if env_id.startswith("ogbench/") and env_id not in gym.registry:
-        from agentlab.data.ogbench import register_env
+        from agentlab.envs.ogbench import register_env
 
         register_env(env_id)  # OGBench's single-task envs, e.g. ogbench/cube-single-singletask-task2-v0
     if env_id not in gym.registry:
