@@ -35,8 +35,10 @@ from agentlab.models.tasks import cartpole_swingup_reward
 SIZES = {
     # mbrl-lib PETS reference: 7 members (5 elites) of 4 x 200, population 350, horizon 15, 5 iterations, 20 particles
     "reference": dict(members=7, elites=5, hidden=[200] * 4, population=350, horizon=15, iterations=5, particles=20),
-    # agentlab's `small` preset used for results/mbrl (cart-pole horizon 20)
-    "small": dict(members=5, elites=3, hidden=[64] * 3, population=60, horizon=20, iterations=3, particles=4),
+    # agentlab's `small` preset used for results/mbrl (v2: mbrl-lib's 4 x 200 members, horizon 25)
+    "small": dict(members=5, elites=3, hidden=[200] * 4, population=60, horizon=25, iterations=3, particles=4),
+    # the v1 `small` preset (results/mbrl/small_v1)
+    "small_v1": dict(members=5, elites=3, hidden=[64] * 3, population=60, horizon=20, iterations=3, particles=4),
 }
 OBS, ACT = 5, 1
 

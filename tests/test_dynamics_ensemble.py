@@ -151,3 +151,17 @@ def test_fit_ends_on_each_members_best_epoch():
     best = torch.stack(trainer.history).min(0).values
     torch.testing.assert_close(final, best)
     assert len(trainer.history) == 12
+
+
+def test_sigma_for_ess_hits_the_target():
+    from agentlab.models.dynamics import effective_sample_fraction, sigma_for_ess
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 3, generator=g)
+    e = torch.randn(20, 3, generator=g) * 0.3
+    norm = Normalizer(3).fit(x)
+    for target in (0.2, 0.5, 0.8):
+        sigma = sigma_for_ess(x, e, norm, target)
+        assert effective_sample_fraction(proximity_weights(x, e, norm, sigma)) == pytest.approx(target, abs=1e-3)
+    assert sigma_for_ess(x, e, norm, 0.2) < sigma_for_ess(x, e, norm, 0.8)
+    assert effective_sample_fraction(torch.ones(7)) == pytest.approx(1.0)

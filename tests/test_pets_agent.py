@@ -143,3 +143,53 @@ def test_mismatch_cli_smoke(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert "Spearman" in (tmp_path / "m" / "mismatch.md").read_text()
     assert (tmp_path / "m" / "mismatch.png").stat().st_size > 1000
+
+
+def test_fixed_dataset_reweighting_smoke(tmp_path):
+    """Plain and re-weighted models on the same data, sigma from the ESS rule, paired records."""
+    from agentlab.models.reweight import dataset, fixed_dataset_points, paired_summary, split_expert
+
+    rng = np.random.default_rng(0)
+    expert = {"observations": rng.normal(size=(40, 3)).astype(np.float32),
+              "actions": rng.uniform(-2, 2, (40, 1)).astype(np.float32),
+              "next_observations": rng.normal(size=(40, 3)).astype(np.float32),
+              "rewards": np.zeros(40, np.float32), "returns": np.zeros(2, np.float32)}
+    train, held = split_expert(expert)
+    assert len(train["rewards"]) == 20 and len(held["rewards"]) == 20
+    mix = dataset("Pendulum-v1", "mixture", 30, 0, train)
+    assert np.isin(mix["observations"][::2, 0], train["observations"][:, 0]).all()
+    small = dataset("Pendulum-v1", "grid", 20, 0, train)
+    np.testing.assert_array_equal(small["observations"], dataset("Pendulum-v1", "grid", 40, 0, train)["observations"][:20])
+    pts = fixed_dataset_points("Pendulum-v1", smoke_cfg(), 0, 40, "grid", expert, grid_eval=50, min_steps=5)
+    assert [p["weighting"] for p in pts] == ["none", "expert"]
+    assert pts[1]["ess_frac"] == pytest.approx(0.5, abs=0.01) and pts[0]["ess_frac"] == 1.0
+    assert all(np.isfinite(p[f"nll_{s}"]) for p in pts for s in ("expert", "onpolicy", "grid"))
+    row = paired_summary(pts)[0]
+    assert row["n_train"] == 40 and row["diff"] == pytest.approx(pts[1]["return"] - pts[0]["return"])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--env", "InvertedPendulum-v5"], "needs known dynamics"),
+    (["--sizes", "5"], "--sizes"),
+    (["--sizes", "a,b"], "--sizes"),
+    (["--ess", "1.5"], "--ess"),
+    (["--seeds", "0"], "--seeds"),
+])
+def test_fixed_cli_bad_inputs(tmp_path, args, message):
+    res = CliRunner().invoke(cli, ["mbrl", "fixed", "--out", str(tmp_path / "f"), *args])
+    assert res.exit_code == 2, res.output
+    assert message in res.output and "Traceback" not in res.output
+
+
+def test_inverted_pendulum_tie_breaker_never_outweighs_survival():
+    from agentlab.models.tasks import TIE_BREAK, inverted_pendulum_planning_reward, inverted_pendulum_reward
+
+    g = torch.Generator().manual_seed(0)
+    nxt = torch.randn(500, 4, generator=g) * 0.15
+    o, a = torch.zeros(500, 4), torch.zeros(500, 1)
+    r, rp = inverted_pendulum_reward(o, a, nxt), inverted_pendulum_planning_reward(o, a, nxt)
+    assert torch.all(rp >= r) and torch.all(rp <= r * (1 + TIE_BREAK))
+    assert torch.all(rp[r == 0] == 0)  # a terminated step earns nothing either way
+    assert 100 * TIE_BREAK < 1  # over a horizon of <= 100 steps: never worth one step of survival
+    assert TASKS["InvertedPendulum-v5"].plan_reward is inverted_pendulum_planning_reward
+    assert TASKS["Pendulum-v1"].plan_reward is TASKS["Pendulum-v1"].reward

@@ -42,6 +42,7 @@ from agentlab.agents.base import Agent, spaces_from_env
 from agentlab.config import AlgoConfig, help_field
 from agentlab.errors import UserError
 from agentlab.loop import Trainer, run_loop
+from agentlab.seeding import oracle_expert_seed, planner_episode_seed
 from agentlab.models.cem import MPCPlanner
 from agentlab.models.dynamics import (
     EnsembleTrainer,
@@ -88,6 +89,9 @@ class PETSConfig(AlgoConfig):
 
     def __post_init__(self) -> None:
         _check(self)  # bad values fail when the config is resolved, before a run directory is written
+
+    def validate(self) -> None:
+        _check(self)
 
 
 def _check(cfg: PETSConfig) -> None:
@@ -283,7 +287,7 @@ class PETSRunner:
         """One episode (random while ``episodes < seed_episodes``); returns its metrics."""
         cfg = self.cfg
         random_phase = self.episodes < cfg.seed_episodes
-        obs, _ = self.env.reset(seed=self.seed * 100_003 + self.episodes)
+        obs, _ = self.env.reset(seed=planner_episode_seed(self.seed, self.episodes))
         self.agent.reset_episodes(1)
         total, n, plan_time, done = 0.0, 0, 0.0, False
         rows: dict[str, list] = {k: [] for k in self.buf}
@@ -382,7 +386,6 @@ class PETSTrainer(Trainer):
 
 
 def train(ctx: TrainContext) -> dict[str, float]:
-    from agentlab.agents.loops import evaluation_seed
 
     cfg: PETSConfig = ctx.config
     if ctx.env_id is None:
@@ -397,7 +400,7 @@ def train(ctx: TrainContext) -> dict[str, float]:
             expert = {k: v.numpy() for k, v in saved["expert"].items()}
     elif cfg.reweight == "expert":
         expert = demos_expert(ctx.demos) if ctx.demos else oracle_expert(
-            ctx.env_id, cfg.expert_episodes, seed=evaluation_seed(ctx.seed) + 77, horizon=cfg.oracle_horizon,
+            ctx.env_id, cfg.expert_episodes, seed=oracle_expert_seed(ctx.seed), horizon=cfg.oracle_horizon,
             population=cfg.oracle_population)
     runner = PETSRunner(cfg, ctx.env_id, ctx.seed, expert)
     ctx.run.write_config({**ctx.run.read_config(), "spaces": runner.spaces})
