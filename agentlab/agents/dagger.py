@@ -65,6 +65,7 @@ from agentlab.agents.base import Agent, spaces_from_env
 from agentlab.agents.loops import evaluate_agent, evaluation_seed
 from agentlab.loop import Trainer, run_loop
 from agentlab.runs import json_from_tensor, json_tensor
+from agentlab.seeding import dagger_rollout_seed
 from agentlab.config import AlgoConfig, help_field
 from agentlab.errors import UserError
 from agentlab.nn import MLP
@@ -105,6 +106,9 @@ class DAggerConfig(AlgoConfig):
     expert: str = help_field("", "expert: '' = agentlab.experts.load_expert(env), or a run directory "
                                  "(agentlab.load)")
     expert_first_batch: bool = help_field(True, "roll out the first batch with the expert (as the reference)")
+
+    def validate(self) -> None:
+        check_config(self)
 
 
 class DAggerAgent(Agent):
@@ -346,7 +350,7 @@ class DAggerTrainer(Trainer):
         self.expert_sample = expert_labeller(expert, deterministic=False) if cfg.stochastic_interaction else None
         self.agent = DAggerAgent(cfg, spaces).to(ctx.device)
         self.opt = make_optimizer(cfg, self.agent)
-        self.rollout = Rollout(ctx.env_id, seed=10_000 * ctx.seed)
+        self.rollout = Rollout(ctx.env_id, seed=dagger_rollout_seed(ctx.seed))
         self.rng = np.random.default_rng(ctx.seed)
         self.outer, self.wall, self.expert_return = 0, 0.0, None
 

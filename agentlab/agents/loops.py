@@ -13,6 +13,7 @@ from agentlab.agents import TrainContext, get_algorithm
 from agentlab.agents.base import Agent, spaces_from_env, spaces_of
 from agentlab.errors import UserError
 from agentlab.loop import Trainer, run_loop
+from agentlab.seeding import evaluation_seed  # noqa: F401 - re-exported (older imports)
 
 
 def load_offline_data(ctx: TrainContext):
@@ -31,11 +32,6 @@ def load_offline_data(ctx: TrainContext):
     else:
         spaces = spaces_of(ds.obs_dim, ds.act_dim, ds.metadata.get("act_low", -1.0), ds.metadata.get("act_high", 1.0))
     return ds, spaces
-
-
-def evaluation_seed(seed: int) -> int:
-    """Evaluation episodes never share seeds with training."""
-    return 1_000_003 + 1_000 * seed
 
 
 def evaluate_agent(ctx: TrainContext, agent: Agent, ref_scores: Any = None) -> dict[str, float]:

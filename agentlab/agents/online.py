@@ -24,6 +24,7 @@ import torch
 from agentlab.agents import TrainContext
 from agentlab.loop import Trainer, run_loop
 from agentlab.replay import ReplayBuffer
+from agentlab.seeding import online_episode_seed
 
 
 class OnlineLearner(Protocol):
@@ -66,8 +67,8 @@ class OnlineTrainer(Trainer):
         self.episodes = 0
 
     def reset_env(self) -> None:
-        """Episode ``k`` starts from ``reset(seed=seed + 7919 k)``: a resumed run replays the same episodes."""
-        self.obs, _ = self.env.reset(seed=self.ctx.seed + 7919 * self.episodes)
+        """Each episode's reset seed comes from its index: a resumed run replays the same episodes."""
+        self.obs, _ = self.env.reset(seed=online_episode_seed(self.ctx.seed, self.episodes))
         self.ep_return = 0.0
 
     def begin(self, step: int) -> None:

@@ -90,9 +90,6 @@ class PETSConfig(AlgoConfig):
     def __post_init__(self) -> None:
         _check(self)  # bad values fail when the config is resolved, before a run directory is written
 
-    def validate(self) -> None:
-        _check(self)
-
 
 def _check(cfg: PETSConfig) -> None:
     if cfg.reweight not in ("none", "expert", "best"):
