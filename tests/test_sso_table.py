@@ -43,3 +43,16 @@ def test_smoke_table_runs_and_reports(tmp_path, expert):
     assert rec["interactions"] == 300 and len(rec["curve"]) == 1
     md = (tmp_path / "sso.md").read_text()
     assert "sso-m10" in md and "adam" in md and "B = 100" in md
+
+
+def test_fresh_budget_uses_never_used_seeds_and_the_fixed_columns():
+    specs = get_table("sso").specs("fresh", 3)
+    assert {s.seed for s in specs} == {10, 11, 12}  # seeds 0-2 chose the schedule, 98/99 were development runs
+    assert {s.algo for s in specs} == {"adam", "sso-m100", "sso-m100-sqrt", "adam-rawobs", "sso-m100-rawobs"}
+    assert {s.task for s in specs} == {"Hopper-v5-dagger", "Walker2d-v5-dagger"}
+    small = {(s.algo, s.task): s.params for s in get_table("sso").specs("small", 1)}
+    for s in specs:  # the same runs as the small table's, only the seeds differ
+        if s.algo.endswith("-rawobs"):  # the exploratory columns: the same without the observation normaliser
+            assert s.params["sets"] == small[(s.algo[:-7], s.task)]["sets"] + ["normalize_obs=false"]
+        else:
+            assert s.params == small[(s.algo, s.task)]

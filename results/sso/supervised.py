@@ -126,8 +126,8 @@ def run(name: str, seed: int, method: str, m: int = 1, lr: float | None = None) 
         else:
             z = z_of(idx).detach().requires_grad_(True)
             (g,) = torch.autograd.grad(loss(z, yb), z)  # the expensive gradient
-            opt.step(target_fn=lambda: z_of(idx), target_grad=g, targets=z.detach(),
-                     target_loss=lambda q: loss(q, yb))
+            opt.step(target_fn=lambda i=idx: z_of(i), target_grad=g, targets=z.detach(),
+                     target_loss=lambda q, yb=yb: loss(q, yb))
         if not math.isfinite(curve[-1]):
             break
     return curve

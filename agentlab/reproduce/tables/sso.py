@@ -35,7 +35,10 @@ BUDGET = {
     # the confirmation run of the eta/sqrt(t+1) lead on seeds never used before (10, 11, ...): the small
     # budget's DAgger rows, only the columns the lead is about (protocol: results/sso/README.md)
     "fresh": {"envs": ["Hopper-v5", "Walker2d-v5"], "modes": {"dagger": 0.0}, "hidden": [256, 256], "B": 500,
-              "outer": 20, "evals": 5, "episodes": 5, "ms": [100], "baselines": ["adam"], "seed0": 10},
+              "outer": 20, "evals": 5, "episodes": 5, "ms": [100], "baselines": ["adam"], "seed0": 10,
+              # added after the confirmation columns had run (exploratory): without the observation normaliser
+              "extra": {"adam-rawobs": ("adam", ["normalize_obs=false"]),
+                        "sso-m100-rawobs": ("sso-m100", ["normalize_obs=false"])}},
 }
 
 #: baseline learning rates, chosen on a development seed (seed 99, not an evaluation seed) by the
@@ -64,6 +67,8 @@ def specs(budget: str, seeds: int) -> list[RunSpec]:
         if mode == "dagger" and budget != "smoke":
             m = max(b["ms"])
             variants[f"sso-m{m}-{ABLATION}"] = variants[f"sso-m{m}"] + [f"eta_schedule={ABLATION}"]
+        for name, (base, extra) in b.get("extra", {}).items():
+            variants[name] = variants[base] + extra
         for env in b["envs"]:
             for algo, sets in variants.items():
                 for seed in range(b.get("seed0", 0), b.get("seed0", 0) + seeds):
@@ -99,7 +104,8 @@ def run(spec: RunSpec) -> dict[str, Any]:
             "interactions": int(float(rows[-1]["time/interactions"]))}
 
 
-ORDER = ["sgd", "adam", "sso-m1", "sso-m10", "sso-m100", "sso-m1000", "sso-m100-sqrt", "sso-m1000-sqrt"]
+ORDER = ["sgd", "adam", "sso-m1", "sso-m10", "sso-m100", "sso-m1000", "sso-m100-sqrt", "sso-m1000-sqrt", "adam-rawobs",
+         "sso-m100-rawobs"]
 
 
 def _wall_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
