@@ -242,11 +242,11 @@ class Run:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, float]]:
-    """The rows of a run's ``metrics.csv`` as floats (empty cells dropped); ``[]`` when there is none.
-
-    The one reader of ``metrics.csv``: tables, benchmarks and tools use it rather than parsing CSV.
-    """
-    path = Path(run_dir) / METRICS_FILE
+    """The rows of a run's ``metrics.csv`` (``run_dir`` or the CSV file itself) as floats, empty cells
+    dropped; ``[]`` when there is none. The one reader of ``metrics.csv``: tables, benchmarks and tools
+    use it rather than parsing CSV."""
+    path = Path(run_dir)
+    path = path if path.suffix == ".csv" else path / METRICS_FILE
     if not path.is_file():
         return []
     with open(path, newline="") as f:

@@ -1,8 +1,9 @@
-"""Summarise the GPU session's runs (``benchmarks/gpu_check.sh`` -> ``gpu_runs.tar.gz``) as markdown.
+"""Summarise the GPU session's runs (``benchmarks/gpu_check.sh`` -> ``results/gpu/runs``) as markdown.
 
-    python results/gpu/summarise.py [--threshold 10] > results/gpu/summary.md
+    python benchmarks/gpu_summarise.py [--threshold 10] > results/gpu/summary.md
 
-Reads ``results/gpu/runs/*/metrics.csv`` (unpack ``gpu_runs.tar.gz`` there first) and prints
+Reads ``results/gpu/runs/*/metrics.csv`` (``gpu_check.sh`` returns them as ``gpu_runs.tar.gz``:
+unpack it into ``results/gpu/runs``) and prints
 (1) DAgger on Hopper-v5 on the GPU: final and run-averaged expert-normalised return per optimiser,
 training wall-clock (rollouts + updates, evaluation excluded) and the wall-clock at which each seed
 first reached ``--threshold`` % of the expert; (2) the full-size offline runs: steps reached,
@@ -13,16 +14,16 @@ update rate and the evaluation curve; (3) the compiled vs eager FiDec training r
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from agentlab.runs import read_metrics
+
+HERE = Path(__file__).resolve().parent.parent / "results" / "gpu"
 
 
-def rows(run: Path) -> list[dict[str, str]]:
-    with open(run / "metrics.csv", newline="") as f:
-        return list(csv.DictReader(f))
+def rows(run: Path) -> list[dict[str, float]]:
+    return read_metrics(run)
 
 
 def fmt(xs: list[float]) -> str:
@@ -42,7 +43,7 @@ def dagger(threshold: float) -> None:
         final, avg, wall, upd, reach = [], [], [], [], []
         for run in (r for r in runs if r.name.split("_")[1] == m):
             rs = rows(run)
-            ev = [r for r in rs if r.get("eval/expert_normalized_return")]
+            ev = [r for r in rs if "eval/expert_normalized_return" in r]
             final.append(float(ev[-1]["eval/expert_normalized_return"]))
             avg.append(statistics.mean(float(r["eval/expert_normalized_return"]) for r in ev))
             wall.append(float(rs[-1]["time/wall_s"]))
@@ -58,10 +59,10 @@ def offline() -> None:
     print("|---|---|---|---|")
     for run in sorted((HERE / "runs").glob("offline_*")):
         rs = rows(run)
-        ev = [r for r in rs if r.get("eval/normalized_score")]
-        rates = [float(r["time/updates_per_s"]) for r in rs if r.get("time/updates_per_s")]
+        ev = [r for r in rs if "eval/normalized_score" in r]
+        rates = [float(r["time/updates_per_s"]) for r in rs if "time/updates_per_s" in r]
         curve = ", ".join(f"{int(float(r['step'])) // 1000}k: {float(r['eval/normalized_score']):.1f}" for r in ev)
-        print(f"| {run.name.removeprefix('offline_')} | {rs[-1]['step']} | {statistics.median(rates):.0f} | {curve} |")
+        print(f"| {run.name.removeprefix('offline_')} | {int(rs[-1]['step'])} | {statistics.median(rates):.0f} | {curve} |")
 
 
 def compiled_vs_eager() -> None:
@@ -72,8 +73,7 @@ def compiled_vs_eager() -> None:
     print("| run | updates/s between log points | seconds to the first log point (500 steps) |")
     print("|---|---|---|")
     for path in sorted(HERE.glob("compile_*_metrics.csv")):
-        with open(path, newline="") as f:
-            rs = [r for r in csv.DictReader(f) if r.get("time/updates_per_s")]
+        rs = [r for r in read_metrics(path) if "time/updates_per_s" in r]
         t = [(int(r["step"]), int(r["step"]) / float(r["time/updates_per_s"])) for r in rs]
         rates = [(s1 - s0) / (t1 - t0) for (s0, t0), (s1, t1) in zip(t, t[1:])]
         print(f"| {path.name} | {', '.join(f'{x:.0f}' for x in rates)} | {t[0][1]:.1f} |")
