@@ -75,10 +75,7 @@ def _rows(run_dir):
 
 
 #: algorithms whose resume is not yet exact, with the reason (each must start passing when fixed: strict)
-RESUME_NOT_EXACT = {
-    "dac": "the discriminator's state after a resume differs (under investigation)",
-    "ailboost": "the discriminator's state after a resume differs (under investigation)",
-}
+RESUME_NOT_EXACT: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("algo", [pytest.param(a, marks=pytest.mark.xfail(strict=True, reason=RESUME_NOT_EXACT[a])) if a in RESUME_NOT_EXACT

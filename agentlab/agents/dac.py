@@ -237,8 +237,14 @@ class DACLearner(SACLearner):
                 info = self.agent.update(batch)  # the stored rewards
         return {**info, **self.disc_info} if info else info
 
+    def extra_state(self) -> dict[str, Any]:
+        # the last round's discriminator metrics go with every logged row until the next round
+        return {**super().extra_state(),
+                "disc_info": {k: torch.as_tensor(v).detach().cpu() for k, v in self.disc_info.items()}}
+
     def load_extra_state(self, state: dict[str, Any]) -> None:
         super().load_extra_state(state)
+        self.disc_info = dict(state.get("disc_info", {}))
         # a resumed run restarts the interrupted episode: its partial transitions stay hidden
         self.unstamped, self.episode_ended = 0, False
 
