@@ -10,8 +10,54 @@ from torch import nn
 
 from agentlab.errors import UserError
 
+_TWO_C_A = 2.0 * math.sqrt(2.0 / math.pi) * 0.044715
+_TWO_C = {torch.float64: torch.tensor(2.0 * math.sqrt(2.0 / math.pi), dtype=torch.float64)}
+_TWO_C[torch.float32] = _TWO_C[torch.float64].float()
+
+
+def _two_c(x: torch.Tensor) -> torch.Tensor:
+    """The constant 2c as a 0-dim tensor of x's dtype (cached on CPU: no conversion per call)."""
+    c = _TWO_C.get(x.dtype)
+    return c if c is not None and x.device.type == "cpu" else _TWO_C[torch.float64].to(x.device, x.dtype)
+
+
+class _GELUTanhFn(torch.autograd.Function):
+    """``y = x sigmoid(z)``, ``z = x (2c + 2ca x^2)``; ``dy/dx = s + x s (1 - s) (2c + 6ca x^2)``."""
+
+    @staticmethod
+    def forward(ctx, x):
+        s = torch.addcmul(_two_c(x), x, x, value=_TWO_C_A).mul_(x).sigmoid_()
+        ctx.save_for_backward(x, s)
+        return x * s
+
+    @staticmethod
+    def backward(ctx, g):
+        x, s = ctx.saved_tensors
+        dz = torch.addcmul(_two_c(x), x, x, value=3.0 * _TWO_C_A)
+        return dz.mul_(torch.addcmul(s, s, s, value=-1.0)).mul_(x).add_(s).mul_(g)
+
+
+class GELUTanh(nn.Module):
+    r"""The tanh-approximate GELU, what ``jax.nn.gelu`` / ``flax.linen.gelu`` compute by default:
+    :math:`\tfrac12 x (1 + \tanh(c (x + 0.044715 x^3)))`, :math:`c = \sqrt{2/\pi}`.
+
+    Evaluated as the identical :math:`x\, \sigma(2c(x + 0.044715 x^3))` with a hand-written
+    backward: ``torch.sigmoid`` is vectorised on CPU, ``torch.tanh`` much less so, and here this is
+    ~2x faster forward and backward than ``F.gelu(approximate="tanh")``, equal to it to float32
+    rounding. Without autograd the forward runs in one buffer.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _GELUTanhFn.apply(x)
+        # 2c (x + a x^3) = x (2c + 2ca x^2): one addcmul, then in place
+        u = torch.addcmul(_two_c(x), x, x, value=_TWO_C_A)
+        return u.mul_(x).sigmoid_().mul_(x)
+
+
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU,
+    "gelu_tanh": GELUTanh,
 }
 
 
@@ -27,17 +73,23 @@ def get_device(name: str = "auto") -> torch.device:
 
 
 class MLP(nn.Sequential):
-    """``in -> [Linear -> (LayerNorm) -> act] x len(hidden) -> Linear -> out``."""
+    """``in -> [Linear -> (LayerNorm) -> act] x len(hidden) -> Linear -> out``.
+
+    ``norm_after_act=True`` gives ``Linear -> act -> LayerNorm`` (the order of the FQL/Flax
+    reference ``MLP``); ``ln_eps`` is the LayerNorm epsilon (Flax default 1e-6, PyTorch 1e-5).
+    """
 
     def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int, activation: str = "relu",
-                 layer_norm: bool = False, final_init_scale: float | None = None):
+                 layer_norm: bool = False, final_init_scale: float | None = None,
+                 norm_after_act: bool = False, ln_eps: float = 1e-5):
         layers: list[nn.Module] = []
         d = in_dim
         for h in hidden:
             layers.append(nn.Linear(d, h))
+            block = [ACTIVATIONS[activation]()]
             if layer_norm:
-                layers.append(nn.LayerNorm(h))
-            layers.append(ACTIVATIONS[activation]())
+                block.insert(len(block) if norm_after_act else 0, nn.LayerNorm(h, eps=ln_eps))
+            layers.extend(block)
             d = h
         last = nn.Linear(d, out_dim)
         if final_init_scale is not None:
@@ -63,33 +115,35 @@ class EnsembleLinear(nn.Module):
 
 
 class EnsembleLayerNorm(nn.Module):
-    def __init__(self, n: int, dim: int):
+    def __init__(self, n: int, dim: int, eps: float = 1e-5):
         super().__init__()
+        self.eps = eps
         self.weight = nn.Parameter(torch.ones(n, 1, dim))
         self.bias = nn.Parameter(torch.zeros(n, 1, dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.layer_norm(x, x.shape[-1:]) * self.weight + self.bias
+        return torch.addcmul(self.bias, nn.functional.layer_norm(x, x.shape[-1:], eps=self.eps), self.weight)
 
 
 class EnsembleMLP(nn.Module):
     """An ensemble of ``n`` MLPs evaluated as one batched module (no Python loop over members).
 
     Input ``[B, in]`` is broadcast to every member; input ``[n, B, in]`` gives each member its own
-    batch. Output ``[n, B, out]``.
+    batch. Output ``[n, B, out]``. ``norm_after_act`` / ``ln_eps`` as in :class:`MLP`.
     """
 
     def __init__(self, n: int, in_dim: int, hidden: Sequence[int], out_dim: int, activation: str = "relu",
-                 layer_norm: bool = False):
+                 layer_norm: bool = False, norm_after_act: bool = False, ln_eps: float = 1e-5):
         super().__init__()
         self.n = n
         layers: list[nn.Module] = []
         d = in_dim
         for h in hidden:
             layers.append(EnsembleLinear(n, d, h))
+            block = [ACTIVATIONS[activation]()]
             if layer_norm:
-                layers.append(EnsembleLayerNorm(n, h))
-            layers.append(ACTIVATIONS[activation]())
+                block.insert(len(block) if norm_after_act else 0, EnsembleLayerNorm(n, h, eps=ln_eps))
+            layers.extend(block)
             d = h
         layers.append(EnsembleLinear(n, d, out_dim))
         self.net = nn.Sequential(*layers)

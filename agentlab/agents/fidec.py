@@ -42,9 +42,10 @@ scales unlike the reference benchmarks, normalise the Q term by :math:`\text{sg}
 (``normalize_q_loss``) in the ``small`` budget of the offline table. The same values are used for
 DeFlow, so the two differ only in the metric.
 
-Deviations from the reference JAX code: GELU is the exact (erf) one; the critic's LayerNorm comes
-before the activation (agentlab's ``EnsembleMLP``); the diagnostic ``mse`` metric (which costs a
-fourth ODE integration per update in the reference) is not computed.
+Deviation from the reference JAX code: the diagnostic ``mse`` metric (which costs a fourth ODE
+integration per update in the reference) is not computed. Otherwise the update is the reference's
+(``benchmarks/parity``: losses, gradients and parameters after 3 updates agree to float32
+rounding, for DeFlow and FiDec; ``results/parity/``).
 """
 
 from __future__ import annotations
@@ -111,22 +112,26 @@ class FiDecAgent(FlowActorCritic):
 
     # -- the Fisher metric ------------------------------------------------------------------------
     @torch.no_grad()
-    def fisher_matrix(self, obs: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+    def fisher_matrix(self, obs: torch.Tensor, samples: torch.Tensor,
+                      h_obs: torch.Tensor | None = None) -> torch.Tensor:
         """Trace-normalised Fisher estimate per state: ``obs [B, o]``, ``samples [B*K, d]`` -> ``[B, d, d]``.
 
         ``samples`` are K flow samples per state (state-major: rows ``b*K .. b*K+K-1`` belong to
-        state ``b``). One batched velocity call for all of them.
+        state ``b``). One batched velocity call for all of them; ``h_obs [B*K, h]``: the flow's
+        first-layer observation features of the repeated states, if the caller has them.
         """
         cfg = self.config
         bk, d = samples.shape
         k = bk // obs.shape[0]
         if cfg.fisher_t_width > 0:
             lo, hi = max(1e-3, cfg.fisher_t - cfg.fisher_t_width), min(0.999, cfg.fisher_t)
-            t = torch.empty(bk, 1, device=samples.device).uniform_(lo, hi)
+            t = self.draw("fisher_t", (bk, 1), samples, lo, hi)
         else:
-            t = torch.full((bk, 1), cfg.fisher_t, device=samples.device)
-        x = torch.lerp(torch.randn_like(samples), samples, t)
-        v = self.flow(obs.repeat_interleave(k, 0), x, t)
+            t = torch.full((bk, 1), cfg.fisher_t, device=samples.device, dtype=samples.dtype)
+        x = torch.lerp(self.draw("fisher_x0", (bk, d), samples), samples, t)
+        if h_obs is None:
+            h_obs = self.flow.obs_features(obs.repeat_interleave(k, 0))
+        v = self.flow.forward_from_features(h_obs, x, t)
         g = flow_score(v, x, t, cfg.fisher_score).view(-1, k, d)
         fisher = torch.einsum("bki,bkj->bij", g, g) / k  # symmetric by construction
         fisher.diagonal(dim1=-2, dim2=-1).add_(cfg.fisher_damping)
@@ -167,17 +172,23 @@ class FiDecAgent(FlowActorCritic):
         with torch.no_grad():
             # One Euler integration for base actions (B), next actions (B) and K Fisher samples per state.
             ode_obs = torch.cat([obs, next_obs, obs.repeat_interleave(k, 0)]) if k else torch.cat([obs, next_obs])
-            samples = self.flow.sample(ode_obs, torch.randn(ode_obs.shape[0], d, device=obs.device), cfg.flow_steps)
+            if self.injected_draws is None:
+                ode_noise = torch.randn(ode_obs.shape[0], d, device=obs.device)
+            else:
+                ode_noise = torch.cat([self.draw(n, (), obs) for n in ("z", "next_z", "fisher_z")[: 3 if k else 2]])
+            h_ode = self.flow.obs_features(ode_obs)  # shared by the ODE and the Fisher velocity call
+            samples = self.flow.sample(ode_obs, ode_noise, cfg.flow_steps, h_obs=h_ode)
             base, next_base, fisher_samples = samples.split([b, b, k * b])
             next_actions = (next_base + self.delta(next_obs, next_base)).clamp(-1.0, 1.0)
             next_q = EnsembleCritic.aggregate(self.target_critic(next_obs, next_actions), cfg.q_agg)
             target = td_target(batch["rewards"], batch["masks"], next_q, cfg.discount)
-            fisher = self.fisher_matrix(obs, fisher_samples) if k else None
+            fisher = self.fisher_matrix(obs, fisher_samples, h_ode[2 * b:]) if k else None
 
         q_data = self.critic(obs, actions)
         critic_loss = (q_data - target).pow(2).mean()
 
-        bc_loss = flow_matching_loss(self.flow, obs, actions)
+        bc_loss = flow_matching_loss(self.flow, obs, actions, self.draw("bc_x0", (b, d), obs),
+                                     self.draw("bc_t", (b, 1), obs, 0.0, 1.0))
 
         delta = self.delta(obs, base)
         div = self.divergence(delta, fisher)

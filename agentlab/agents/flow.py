@@ -33,11 +33,11 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torch.func import functional_call
+from torch.nn import functional as F
 
 from agentlab.agents.base import Agent
 from agentlab.config import AlgoConfig, help_field
-from agentlab.nn import ACTIVATIONS, MLP, EnsembleLinear, EnsembleMLP, polyak_update
+from agentlab.nn import ACTIVATIONS, MLP, EnsembleLayerNorm, EnsembleLinear, EnsembleMLP, polyak_update
 
 #: actions used as flow targets are clipped to this magnitude (the reference clips to 1 - 1e-5)
 ACTION_CLIP = 1.0 - 1e-5
@@ -51,8 +51,10 @@ class FlowActorCriticConfig(AlgoConfig):
                                    "(FQL: one-step policy; FiDec: residual map delta)")
     critic_hidden: list[int] = help_field([512, 512, 512, 512], "hidden sizes of each critic member")
     num_critics: int = help_field(2, "critic ensemble size")
-    critic_layer_norm: bool = help_field(True, "LayerNorm in the critic")
-    activation: Literal["gelu", "relu", "silu", "tanh", "elu"] = help_field("gelu", "hidden activation of every network (reference: gelu)")
+    critic_layer_norm: bool = help_field(True, "LayerNorm in the critic (after the activation, eps 1e-6: the reference)")
+    activation: Literal["gelu_tanh", "gelu", "relu", "silu", "tanh", "elu"] = help_field(
+        "gelu_tanh", "hidden activation of every network (reference: jax.nn.gelu, i.e. the tanh approximation; "
+        "gelu = the exact erf one)")
     lr: float = help_field(3e-4, "Adam learning rate (one optimiser over all parameters)")
     batch_size: int = help_field(256, "minibatch size")
     discount: float = help_field(0.99, "discount gamma")
@@ -109,12 +111,15 @@ class ConditionedMLP(nn.Module):
         first = self.linears[0]
         return torch.addmm(first.bias, obs, first.weight[:, : self.obs_dim].t())
 
-    def forward_from_features(self, h_obs: torch.Tensor, x: torch.Tensor, t: float | None = None) -> torch.Tensor:
-        """The network output given precomputed :meth:`obs_features` and a scalar time."""
+    def forward_from_features(self, h_obs: torch.Tensor, x: torch.Tensor,
+                              t: float | torch.Tensor | None = None) -> torch.Tensor:
+        """The network output given precomputed :meth:`obs_features` and a time (scalar or ``[N, 1]``)."""
         first = self.linears[0]
         w = first.weight
         h = torch.addmm(h_obs, x, w[:, self.obs_dim: self.obs_dim + self.x_dim].t())
-        if self.time_input and t is not None and t != 0.0:
+        if self.time_input and isinstance(t, torch.Tensor):
+            h = torch.addcmul(h, t, w[:, -1])
+        elif self.time_input and t is not None and t != 0.0:
             h = h + t * w[:, -1]
         for layer in self.linears[1:]:
             h = torch.addmm(layer.bias, self.act_fn(h), layer.weight.t())
@@ -128,25 +133,31 @@ class VelocityField(ConditionedMLP):
         super().__init__(obs_dim, act_dim, hidden, act_dim, time_input=True, activation=activation)
 
     @torch.no_grad()
-    def sample(self, obs: torch.Tensor, noise: torch.Tensor, steps: int) -> torch.Tensor:
+    def sample(self, obs: torch.Tensor, noise: torch.Tensor, steps: int,
+               h_obs: torch.Tensor | None = None) -> torch.Tensor:
         """Euler integration from ``noise`` at t=0 to t=1; one network call per step; clipped to [-1, 1].
 
         All rows (e.g. the batch, the next observations and K Fisher samples per state) go through
         the same call, so the cost is ``steps`` matmul chains regardless of how they are grouped.
+        ``h_obs``: :meth:`obs_features` of ``obs`` if the caller already has them.
         """
-        h_obs = self.obs_features(obs)
+        h_obs = self.obs_features(obs) if h_obs is None else h_obs
         x = noise
         dt = 1.0 / steps
         for i in range(steps):
-            x = x + dt * self.forward_from_features(h_obs, x, i * dt)
+            x = torch.add(x, self.forward_from_features(h_obs, x, i * dt), alpha=dt)
         return x.clamp(-1.0, 1.0)
 
 
-def flow_matching_loss(vf: VelocityField, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """:math:`L_{bc}` on the linear path; ``actions`` in [-1, 1] (clipped to +-(1 - 1e-5) here)."""
+def flow_matching_loss(vf: VelocityField, obs: torch.Tensor, actions: torch.Tensor,
+                       x0: torch.Tensor | None = None, t: torch.Tensor | None = None) -> torch.Tensor:
+    """:math:`L_{bc}` on the linear path; ``actions`` in [-1, 1] (clipped to +-(1 - 1e-5) here).
+
+    ``x0 [B, d]`` and ``t [B, 1]`` are drawn here unless given (the parity check injects them).
+    """
     x1 = actions.clamp(-ACTION_CLIP, ACTION_CLIP)
-    x0 = torch.randn_like(x1)
-    t = torch.rand(x1.shape[0], 1, device=x1.device, dtype=x1.dtype)
+    x0 = torch.randn_like(x1) if x0 is None else x0
+    t = torch.rand(x1.shape[0], 1, device=x1.device, dtype=x1.dtype) if t is None else t
     xt = torch.lerp(x0, x1, t)
     return (vf(obs, xt, t) - (x1 - x0)).pow(2).mean()
 
@@ -170,7 +181,8 @@ def flow_score(v: torch.Tensor, x: torch.Tensor, t: torch.Tensor | float,
 class EnsembleCritic(nn.Module):
     """``n`` Q-networks Q_k(s, a) evaluated together: ``forward(obs, act) -> [n, B]``.
 
-    Reference (FQL/FiDec): 2 members, 4x512 GELU MLPs with LayerNorm. ``frozen(obs, act)`` runs
+    Reference (FQL/FiDec): 2 members, 4x512 GELU MLPs, each hidden layer ``Dense -> gelu ->
+    LayerNorm(eps=1e-6)`` (Flax's order and epsilon; ``layer_norm``). ``frozen(obs, act)`` runs
     the same networks on *detached* parameters, so an actor loss built on it sends gradient to the
     action only, never to the critic (what ``stop_gradient`` on the critic's params does in JAX).
     """
@@ -180,14 +192,23 @@ class EnsembleCritic(nn.Module):
         super().__init__()
         self.n = n
         self.net = glorot_init_(EnsembleMLP(n, obs_dim + act_dim, list(hidden), 1, activation=activation,
-                                            layer_norm=layer_norm))
+                                            layer_norm=layer_norm, norm_after_act=True, ln_eps=1e-6))
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([obs, act], -1)).squeeze(-1)
 
     def frozen(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        params = {k: v.detach() for k, v in self.named_parameters()}
-        return functional_call(self, params, (obs, act))
+        # The forward of ``self.net`` spelled out on detached weights (cheaper than functional_call).
+        x = torch.cat([obs, act], -1)
+        x = x.unsqueeze(0).expand(self.n, *x.shape)
+        for m in self.net.net:
+            if isinstance(m, EnsembleLinear):
+                x = torch.baddbmm(m.bias.detach(), x, m.weight.detach())
+            elif isinstance(m, EnsembleLayerNorm):
+                x = torch.addcmul(m.bias.detach(), F.layer_norm(x, x.shape[-1:], eps=m.eps), m.weight.detach())
+            else:
+                x = m(x)
+        return x.squeeze(-1)
 
     @staticmethod
     def aggregate(qs: torch.Tensor, how: Literal["mean", "min"] = "mean") -> torch.Tensor:
@@ -196,9 +217,13 @@ class EnsembleCritic(nn.Module):
 
 
 def make_adam(module: nn.Module, lr: float) -> torch.optim.Optimizer:
-    """One Adam over all trainable parameters (multi-tensor implementation: few kernel launches)."""
+    """One Adam over all trainable parameters: the fused kernel (one pass per tensor, CPU and CUDA),
+    else the multi-tensor implementation. Same update as optax.adam (eps 1e-8 outside the sqrt)."""
     params = [p for p in module.parameters() if p.requires_grad]
-    return torch.optim.Adam(params, lr=lr, foreach=True)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
 def td_target(rewards: torch.Tensor, masks: torch.Tensor, next_q: torch.Tensor, discount: float) -> torch.Tensor:
@@ -209,7 +234,11 @@ class FlowActorCritic(Agent):
     """Base of FQL and FiDec: subclasses define ``losses(batch) -> (terms, info)``, ``self.opt``
     (one Adam over all parameters), ``self.critic`` and ``self.target_critic``.
 
-    One update = backward of ``sum(terms)``, global grad-norm clip, Adam step, Polyak target.
+    One update = backward of ``sum(terms)``, global grad-norm clip, Adam step, Polyak target. As in
+    the reference, the target moves towards the critic *before* this update's Adam step.
+
+    Random draws go through :meth:`draw` by name; setting ``injected_draws = {name: tensor}``
+    replaces them (``benchmarks/parity`` feeds the reference's draws this way).
     With ``config.compile`` the loss graph (forward; its backward through AOTAutograd) is compiled
     once, on the first update; the clip, the optimiser step and the target update stay eager. Under
     ``reduce-overhead`` the compiled graph replays as a CUDA graph whose outputs live in reused
@@ -218,6 +247,16 @@ class FlowActorCritic(Agent):
 
     config: FlowActorCriticConfig
     opt: torch.optim.Optimizer
+    injected_draws: dict[str, torch.Tensor] | None = None
+
+    def draw(self, name: str, shape: tuple[int, ...], like: torch.Tensor,
+             low: float | None = None, high: float | None = None) -> torch.Tensor:
+        """A standard-normal draw, or ``U[low, high)`` when ``low`` is given; ``injected_draws[name]`` if set."""
+        if self.injected_draws is not None:
+            return self.injected_draws[name]
+        if low is None:
+            return torch.randn(shape, device=like.device, dtype=like.dtype)
+        return torch.empty(shape, device=like.device, dtype=like.dtype).uniform_(low, high)
 
     def losses(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         raise NotImplementedError
@@ -245,6 +284,6 @@ class FlowActorCritic(Agent):
         if self.config.grad_clip > 0:
             info["train/grad_norm"] = torch.nn.utils.clip_grad_norm_(self.opt.param_groups[0]["params"],
                                                                      self.config.grad_clip, foreach=True)
+        polyak_update(self.target_critic, self.critic, self.config.tau)  # pre-step critic, as the reference
         self.opt.step()
-        polyak_update(self.target_critic, self.critic, self.config.tau)
         return info

@@ -28,7 +28,8 @@ from agentlab.config import AlgoConfig, help_field
 @dataclasses.dataclass(frozen=True)
 class FlowBCConfig(AlgoConfig):
     hidden: list[int] = help_field([512, 512, 512, 512], "hidden sizes of the velocity network")
-    activation: Literal["gelu", "relu", "silu", "tanh", "elu"] = help_field("gelu", "hidden activation of every network (reference: gelu)")
+    activation: Literal["gelu_tanh", "gelu", "relu", "silu", "tanh", "elu"] = help_field(
+        "gelu_tanh", "hidden activation (reference: jax.nn.gelu = the tanh approximation; gelu = exact erf)")
     lr: float = help_field(3e-4, "Adam learning rate")
     batch_size: int = help_field(256, "minibatch size")
     flow_steps: int = help_field(10, "Euler steps of the sampler")

@@ -19,8 +19,9 @@ values range from 3 to 1000 for OGBench; for tasks outside it FQL's authors norm
 alpha = 10 (FQL's D4RL-antmaze value) for every task of the offline table (``small`` preset sets
 ``normalize_q_loss``).
 
-Deviation from the reference JAX code: the diagnostic ``mse`` metric is not computed; GELU is the
-exact one; the critic's LayerNorm precedes the activation (agentlab's ``EnsembleMLP``).
+Deviation from the reference JAX code: the diagnostic ``mse`` metric is not computed. Otherwise the
+update is the reference's (``benchmarks/parity``: losses, gradients and parameters after 3 updates
+agree to float32 rounding; ``results/parity/``).
 """
 
 from __future__ import annotations
@@ -85,17 +86,19 @@ class FQLAgent(FlowActorCritic):
         actions = self.unscale_action(batch["actions"]).clamp(-ACTION_CLIP, ACTION_CLIP)
         b = obs.shape[0]
 
-        z = self.noise(b, obs.device)
+        d = actions.shape[1]
+        z = self.draw("z", (b, d), obs)
         with torch.no_grad():
             teacher = self.flow.sample(obs, z, cfg.flow_steps)
-            next_actions = self.actor(next_obs, self.noise(b, obs.device)).clamp(-1.0, 1.0)
+            next_actions = self.actor(next_obs, self.draw("next_z", (b, d), obs)).clamp(-1.0, 1.0)
             next_q = EnsembleCritic.aggregate(self.target_critic(next_obs, next_actions), cfg.q_agg)
             target = td_target(batch["rewards"], batch["masks"], next_q, cfg.discount)
 
         q_data = self.critic(obs, actions)
         critic_loss = (q_data - target).pow(2).mean()
 
-        bc_loss = flow_matching_loss(self.flow, obs, actions)
+        bc_loss = flow_matching_loss(self.flow, obs, actions, self.draw("bc_x0", (b, d), obs),
+                                     self.draw("bc_t", (b, 1), obs, 0.0, 1.0))
 
         mu = self.actor(obs, z)
         distill = (mu - teacher).pow(2).mean()
