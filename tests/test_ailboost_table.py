@@ -10,7 +10,8 @@ def test_imitation_table_specs():
     specs = table.specs("small", 3)
     assert {s.algo for s in specs} == {"ailboost", "dac", "dac_paper", "bc"}
     assert {s.task for s in specs} == {"dmc/cartpole-swingup"}
-    assert len(specs) == 3 * 4 and len({s.run_id for s in specs}) == len(specs)
+    assert {s.params["num_demos"] for s in specs} == {1, 10}
+    assert len(specs) == 2 * 3 * 4 and len({s.run_id for s in specs}) == len(specs)
     full = table.specs("full", 3)
     assert {s.task for s in full} == {"dmc/cartpole-swingup", "dmc/walker-walk", "dmc/cheetah-run"}
     assert {s.params["num_demos"] for s in full} == {1, 10} and len(full) == 3 * 2 * 3 * 4

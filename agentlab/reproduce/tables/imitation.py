@@ -42,12 +42,12 @@ from agentlab.reproduce import RunSpec, TableSpec
 
 TASKS = {
     "smoke": ["dmc/cartpole-swingup"],
-    # what fitted this project's 2-core box (see results/imitation/README.md): one task, one demo
+    # what fitted this project's 2-core box (see results/imitation/README.md): one task, 1 and 10 demos
     "small": ["dmc/cartpole-swingup"],
     # the full specification (issue 17): three tasks, 1 and 10 demonstrations
     "full": ["dmc/cartpole-swingup", "dmc/walker-walk", "dmc/cheetah-run"],
 }
-NUM_DEMOS = {"smoke": (1,), "small": (1,), "full": (1, 10)}
+NUM_DEMOS = {"smoke": (1,), "small": (1, 10), "full": (1, 10)}
 ALGOS = ("ailboost", "dac", "dac_paper", "bc")
 #: the algorithm each table column trains
 TRAIN_ALGO = {"ailboost": "ailboost", "dac": "dac", "dac_paper": "dac", "bc": "bc"}
