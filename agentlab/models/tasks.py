@@ -52,8 +52,8 @@ def inverted_pendulum_reward(obs: torch.Tensor, act: torch.Tensor, next_obs: tor
     return (~inverted_pendulum_termination(next_obs)).to(next_obs.dtype)
 
 
-#: weight of the planning tie-breaker below; 25 steps x 0.01 = 0.25 < 1, so over any horizon up to 100 steps
-#: it can never outweigh one step of survival
+#: weight of the planning tie-breaker below; 25 steps x 0.01 = 0.25 < 1, so over any horizon
+#: it can never outweigh one step of survival (horizons below 100 steps)
 TIE_BREAK = 0.01
 
 
@@ -63,7 +63,7 @@ def inverted_pendulum_planning_reward(obs: torch.Tensor, act: torch.Tensor, next
     margin to the termination boundary). With the sparse reward alone every sequence that survives the
     horizon scores the same, CEM's elites are a random subset of them and the executed action is
     noise that drifts the cart into the end of the rail; the tie-breaker only ranks sequences of equal
-    survival (the sum over a horizon of <= 100 steps stays below one step's reward)."""
+    survival (the sum over a horizon of fewer than 100 steps stays below one step's reward)."""
     alive = inverted_pendulum_reward(obs, act, next_obs)
     margin = (1 - (next_obs[..., 1] / 0.2).pow(2)).clamp_min(0)
     return alive * (1 + TIE_BREAK * margin)
