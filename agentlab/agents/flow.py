@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Sequence
 from typing import Literal
 
@@ -37,7 +38,7 @@ from torch.nn import functional as F
 
 from agentlab.agents.base import Agent
 from agentlab.config import AlgoConfig, help_field
-from agentlab.nn import ACTIVATIONS, MLP, EnsembleLayerNorm, EnsembleLinear, EnsembleMLP, polyak_update
+from agentlab.nn import ACTIVATIONS, MLP, EnsembleLayerNorm, EnsembleLinear, EnsembleMLP, GELUTanh, polyak_update
 
 #: actions used as flow targets are clipped to this magnitude (the reference clips to 1 - 1e-5)
 ACTION_CLIP = 1.0 - 1e-5
@@ -68,6 +69,26 @@ class FlowActorCriticConfig(AlgoConfig):
         "(BENCHMARKS.md), compilation takes ~15 s; on a CPU it gains little")
 
 
+def _mkldnn_linear_pointwise_ok() -> bool:
+    """Is oneDNN's fused ``linear + gelu(tanh)`` (``torch.ops.mkldnn._linear_pointwise``) usable here?"""
+    try:
+        x, w, b = torch.randn(4, 3), torch.randn(5, 3), torch.randn(5)
+        y = torch.ops.mkldnn._linear_pointwise(x, w, b, "gelu", [], "tanh")
+        ref = nn.functional.gelu(x @ w.t() + b, approximate="tanh")
+        return bool(torch.allclose(y, ref, atol=1e-5))
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
+#: checked once at import; off with AGENTLAB_NO_ONEDNN_FUSION=1
+_ONEDNN_FUSION = not os.environ.get("AGENTLAB_NO_ONEDNN_FUSION") and _mkldnn_linear_pointwise_ok()
+
+
+def _fusable(h: torch.Tensor) -> bool:
+    return (_ONEDNN_FUSION and h.device.type == "cpu" and h.dtype == torch.float32
+            and not (torch.is_grad_enabled() and h.requires_grad))
+
+
 def glorot_init_(module: nn.Module) -> nn.Module:
     """The reference (Flax) initialisation: Glorot-uniform weights, zero biases.
 
@@ -95,7 +116,7 @@ class ConditionedMLP(nn.Module):
     """
 
     def __init__(self, obs_dim: int, x_dim: int, hidden: Sequence[int], out_dim: int, time_input: bool,
-                 activation: str = "gelu"):
+                 activation: str = "gelu_tanh"):
         super().__init__()
         self.obs_dim, self.x_dim, self.time_input = obs_dim, x_dim, time_input
         self.net = glorot_init_(MLP(obs_dim + x_dim + int(time_input), list(hidden), out_dim, activation=activation))
@@ -121,6 +142,13 @@ class ConditionedMLP(nn.Module):
             h = torch.addcmul(h, t, w[:, -1])
         elif self.time_input and t is not None and t != 0.0:
             h = h + t * w[:, -1]
+        if _fusable(h) and isinstance(self.act_fn, GELUTanh):
+            # no autograd, CPU float32: hidden layers as oneDNN's fused linear + tanh-GELU (one pass)
+            a = self.act_fn(h)
+            for layer in self.linears[1:-1]:
+                a = torch.ops.mkldnn._linear_pointwise(a, layer.weight, layer.bias, "gelu", [], "tanh")
+            last = self.linears[-1]
+            return torch.addmm(last.bias, a, last.weight.t())
         for layer in self.linears[1:]:
             h = torch.addmm(layer.bias, self.act_fn(h), layer.weight.t())
         return h
@@ -129,7 +157,7 @@ class ConditionedMLP(nn.Module):
 class VelocityField(ConditionedMLP):
     """:math:`v_\\beta(s, x, t)`: the flow-matching velocity network (reference: 4x512 GELU MLP)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], activation: str = "gelu"):
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], activation: str = "gelu_tanh"):
         super().__init__(obs_dim, act_dim, hidden, act_dim, time_input=True, activation=activation)
 
     @torch.no_grad()
@@ -188,7 +216,7 @@ class EnsembleCritic(nn.Module):
     """
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], n: int = 2, layer_norm: bool = True,
-                 activation: str = "gelu"):
+                 activation: str = "gelu_tanh"):
         super().__init__()
         self.n = n
         self.net = glorot_init_(EnsembleMLP(n, obs_dim + act_dim, list(hidden), 1, activation=activation,
