@@ -70,7 +70,7 @@ def test_bad_config_is_one_line_error(args, needle, maze_data, tmp_path):
 def test_offline_table_specs():
     from agentlab.reproduce import get_table
 
-    table = get_table("offline")
+    table = get_table("offline_d4rl")  # the locomotion/maze table (``offline`` is now OGBench's)
     specs = table.specs("small", 3)
     assert len(specs) == 12 * 4 * 3 and len({s.run_id for s in specs}) == len(specs)
     assert [s.seed for s in specs] == sorted(s.seed for s in specs)  # seed-major: partial tables stay balanced
