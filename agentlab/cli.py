@@ -146,7 +146,8 @@ _RUN_DEFAULTS = RunOptions()
 @cli.command(context_settings={"show_default": True})
 @click.argument("algo", required=False)
 @click.option("--env", "env_id", help="environment id (evaluation, and online/imitation training)")
-@click.option("--dataset", help="offline dataset: file, name in $AGENTLAB_DATA, or minari:ID")
+@click.option("--dataset", help="offline dataset: file, name in $AGENTLAB_DATA, minari:ID, or ogbench:ENV_NAME "
+              "(e.g. ogbench:cube-single-play-singletask-task2-v0)")
 @click.option("--demos", help="demonstrations file (imitation algorithms)")
 @click.option("--num-demos", type=int, help="use the first N demonstration episodes")
 @click.option("--steps", type=int, help="training steps (gradient steps offline, env steps online)")
@@ -256,6 +257,7 @@ def eval_cmd(run_dir: str, episodes: int, env_id: str | None, seed: int, device:
         except UserError:
             ref = None
     res = evaluate(policy, env_id, episodes, seed, ref)
+    res["success_percent"] = 100.0 * res["success_rate"]  # OGBench's scale (0-100)
     res["env_id"] = env_id
     res["algo"] = saved.get("algo")
     if as_json:
@@ -265,6 +267,8 @@ def eval_cmd(run_dir: str, episodes: int, env_id: str | None, seed: int, device:
            f"over {episodes} episodes"
     if "normalized_score" in res:
         line += f", normalised score {res['normalized_score']:.1f}"
+    if env_id.startswith("ogbench/") or res["success_rate"] > 0:  # goal-reaching tasks report success
+        line += f", success {res['success_percent']:.1f}%"
     click.echo(line)
 
 
