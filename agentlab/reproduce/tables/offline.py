@@ -30,8 +30,6 @@ puzzle-3x3 task4) plus pointmaze-medium-navigate task1; run it with ``--backend 
 
 from __future__ import annotations
 
-import csv
-import os
 from pathlib import Path
 from typing import Any
 
@@ -133,34 +131,14 @@ def specs(budget: str, seeds: int) -> list[RunSpec]:
     return out
 
 
-def read_curve(run_dir: Path, key: str = "eval/success_rate", scale: float = 100.0) -> list[list[float]]:
-    with open(run_dir / "metrics.csv", newline="") as f:
-        return [[int(float(r["step"])), scale * float(r[key])] for r in csv.DictReader(f)
-                if r.get(key) not in (None, "")]
-
-
 def run(spec: RunSpec) -> dict[str, Any]:
-    """Train one cell into ``runs/offline/<run_id>`` (resuming an interrupted one) and score it."""
-    import torch
-
+    """Train one cell into ``runs/offline/<run_id>`` (resuming an interrupted one); score = success rate x 100."""
     from agentlab.data import load
-    from agentlab.training import train
+    from agentlab.reproduce.cells import offline_cell
 
-    if os.environ.get("AGENTLAB_THREADS") is None:
-        torch.set_num_threads(1)  # a shared CPU: one thread per run
-    p = spec.params
     dataset = f"ogbench:{spec.task}"
-    ds = load(dataset)  # fails early, in one line, when the file is missing
-    env_id = ds.metadata["env_id"]
-    del ds
-    out = Path("runs") / "offline" / spec.run_id
-    resume = (out / "model.pt").is_file()
-    train(None if resume else spec.algo, out, resume=resume, force=not resume, steps=p["steps"], seed=spec.seed,
-          env_id=env_id, dataset=dataset, preset=p["preset"], overrides=p["overrides"], device="cpu",
-          eval_every=p["eval_every"], eval_episodes=p["eval_episodes"], log_every=max(p["eval_every"] // 2, 1))
-    curve = read_curve(out)
-    last = [s for _, s in curve[-3:]]
-    return {"score": sum(last) / len(last), "curve": curve, "run_dir": str(out), "env_id": env_id}
+    env_id = load(dataset).metadata["env_id"]  # fails early, in one line, when the file is missing
+    return offline_cell(spec, dataset, env_id, "eval/success_rate", scale=100.0)
 
 
 def report(records: list[dict[str, Any]], out_dir: Any, meta: dict[str, Any]) -> list[Path]:

@@ -20,8 +20,6 @@ shared 2-core machine affords (see :data:`BUDGETS`); ``smoke`` checks the plumbi
 
 from __future__ import annotations
 
-import csv
-import os
 from pathlib import Path
 from typing import Any
 
@@ -104,31 +102,13 @@ def ensure_dataset(name: str) -> str:
     return str(path)
 
 
-def read_curve(run_dir: Path, key: str = "eval/normalized_score") -> list[list[float]]:
-    with open(run_dir / "metrics.csv", newline="") as f:
-        return [[int(float(r["step"])), float(r[key])] for r in csv.DictReader(f) if r.get(key) not in (None, "")]
-
-
 def run(spec: RunSpec) -> dict[str, Any]:
-    """Train one cell into ``runs/offline/<run_id>`` (resuming an interrupted one) and score it."""
-    import torch
-
+    """Train one cell into ``runs/offline_d4rl/<run_id>`` (resuming an interrupted one) and score it."""
     from agentlab.data import load
-    from agentlab.training import train
+    from agentlab.reproduce.cells import offline_cell
 
-    if os.environ.get("AGENTLAB_THREADS") is None:
-        torch.set_num_threads(1)  # a shared CPU: one thread per run (OpenMP threads thrash when oversubscribed)
-    p = spec.params
     path = ensure_dataset(spec.task)
-    env_id = load(path).metadata.get("env_id")
-    out = Path("runs") / "offline" / spec.run_id
-    resume = (out / "model.pt").is_file()
-    train(None if resume else spec.algo, out, resume=resume, force=not resume, steps=p["steps"], seed=spec.seed,
-          env_id=env_id, dataset=path, preset=p["preset"], overrides=p["overrides"], device="cpu",
-          eval_every=p["eval_every"], eval_episodes=p["eval_episodes"], log_every=max(p["eval_every"] // 2, 1))
-    curve = read_curve(out)
-    last = [s for _, s in curve[-3:]]
-    return {"score": sum(last) / len(last), "curve": curve, "run_dir": str(out), "env_id": env_id}
+    return offline_cell(spec, path, load(path).metadata.get("env_id"), "eval/normalized_score")
 
 
 def report(records: list[dict[str, Any]], out_dir: Any, meta: dict[str, Any]) -> list[Path]:

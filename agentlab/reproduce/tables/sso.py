@@ -15,7 +15,6 @@ update, i.e. the online-learning regret per state), ``sso_curves.png`` (return v
 
 from __future__ import annotations
 
-import csv
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -83,6 +82,7 @@ def specs(budget: str, seeds: int) -> list[RunSpec]:
 def run(spec: RunSpec) -> dict[str, Any]:
     import torch
 
+    from agentlab.runs import read_metrics
     from agentlab.training import train
 
     torch.set_num_threads(1)
@@ -91,9 +91,8 @@ def run(spec: RunSpec) -> dict[str, Any]:
         out = Path(tmp) / "run"
         train("dagger", out, steps=p["steps"], seed=spec.seed, env_id=p["env_id"], overrides=p["sets"],
               device="cpu", eval_every=p["eval_every"], eval_episodes=p["eval_episodes"])
-        with open(out / "metrics.csv") as f:
-            rows = list(csv.DictReader(f))
-    evals = [r for r in rows if r.get("eval/return_mean")]
+        rows = read_metrics(out)
+    evals = [r for r in rows if "eval/return_mean" in r]
     curve = [[float(r["time/interactions"]), float(r["eval/expert_normalized_return"])] for r in evals]
     wall = [[float(r["time/wall_s"]), float(r["eval/expert_normalized_return"])] for r in evals]
     losses = [float(r["train/loss"]) for r in rows]
