@@ -86,6 +86,23 @@ class Dataset:
                 out[key] = rows
         return out
 
+    def checked(self, source: Any, drop_invalid: bool = False) -> Dataset:
+        """This dataset if it holds no NaN/Inf; with ``drop_invalid`` a copy without those rows
+        (``metadata['dropped_invalid_rows']`` says how many); otherwise a one-line error naming ``source``."""
+        bad = self.invalid_counts()
+        if not bad:
+            return self
+        if not drop_invalid:
+            counts = ", ".join(f"{k}: {v} rows" for k, v in bad.items())
+            raise UserError(f"{source}: NaN/Inf values ({counts}); pass --drop-invalid to drop those rows")
+        finite = np.ones(len(self), bool)
+        for key in ("observations", "actions", "rewards", "next_observations"):
+            arr = getattr(self, key)
+            finite &= np.isfinite(arr).reshape(len(arr), -1).all(1)
+        ds = self.drop_rows(finite)
+        ds.metadata["dropped_invalid_rows"] = int((~finite).sum())
+        return ds
+
     def drop_rows(self, keep: np.ndarray) -> Dataset:
         keep = np.asarray(keep, dtype=bool)
         return Dataset(self.observations[keep], self.actions[keep], self.rewards[keep], self.next_observations[keep],

@@ -114,17 +114,7 @@ def _from_arrays(arrays: dict[str, np.ndarray], metadata: dict[str, Any], source
                          terminals=gather(terminals), timeouts=gather(timeouts))
         extras = {k: gather(v, inplace=owned) for k, v in extras.items()}
     ds = Dataset(**ds_arrays, metadata=dict(metadata), extras=extras)
-    bad = ds.invalid_counts()
-    if bad:
-        if not drop_invalid:
-            counts = ", ".join(f"{k}: {v} rows" for k, v in bad.items())
-            raise UserError(f"{source}: NaN/Inf values ({counts}); pass --drop-invalid to drop those rows")
-        finite = np.ones(len(ds), bool)
-        for key in ("observations", "actions", "rewards", "next_observations"):
-            arr = getattr(ds, key)
-            finite &= np.isfinite(arr).reshape(len(arr), -1).all(1)
-        ds = ds.drop_rows(finite)
-        ds.metadata["dropped_invalid_rows"] = int((~finite).sum())
+    ds = ds.checked(source, drop_invalid)
     ds.metadata.setdefault("source", source)
     return ds
 

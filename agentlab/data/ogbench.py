@@ -134,16 +134,7 @@ def load(name: str, drop_invalid: bool = False) -> Any:
         pass
     ds = Dataset(raw["observations"], raw["actions"], raw["rewards"], raw["next_observations"],
                  terminals=goal, timeouts=traj_end & ~goal, metadata=meta)
-    bad = ds.invalid_counts()
-    if bad:
-        if not drop_invalid:
-            raise UserError(f"{path}: NaN/Inf values ({bad}); pass --drop-invalid to drop those rows")
-        finite = np.ones(len(ds), bool)
-        for key in ("observations", "actions", "rewards", "next_observations"):
-            arr = getattr(ds, key)
-            finite &= np.isfinite(arr).reshape(len(arr), -1).all(1)
-        ds = ds.drop_rows(finite)
-    return ds
+    return ds.checked(path, drop_invalid)
 
 
 __all__ = ["EVAL_EPISODES", "SUCCESS_TIMING", "check_env_name", "find_file", "load", "make_env", "parse", "register_env"]
