@@ -1,6 +1,6 @@
-"""Print the markdown tables of BENCHMARKS.md's parity/speed section from the JSON files here.
+"""Print the markdown tables of BENCHMARKS.md's parity/speed section from ``results/parity/*.json``.
 
-    python results/parity/summarise.py
+    python benchmarks/parity/summarise.py
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[2] / "results" / "parity"
 
 
 def parity_table(path: Path) -> None:
