@@ -471,7 +471,7 @@ def report(results: list[dict[str, Any]], out_dir: Any, meta: dict[str, Any]) ->
     rd = readings(results, out, sizes, cache)
     L.append("\nThe paper's protocol next to ours (pre-registered direction, alpha r over the 11 alpha means, "
              "per-seed AUCs with seed-level CIs) and the calibrated baseline rows (episode length, safe-zone "
-             "fraction, supervised ceiling): [ucip_readings.md](ucip_readings.md).\n")
+             "fraction, supervised ceiling): `ucip_readings.md` next to this table.\n")
     main_lines, L = L, ["# ucip — readings both ways, per-seed AUCs, baselines\n", rp_header(meta, seeds)]
     L.append("\n## Readings both ways: the paper's protocol next to ours\n")
     L.append("AUC (learned sign) = orientation estimated on the calibration split (ours, as above); AUC (A higher) = "
