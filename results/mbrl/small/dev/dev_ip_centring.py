@@ -1,7 +1,9 @@
 """Dev run (seed 100, not a table seed): InvertedPendulum with a tie-breaker that also centres the cart,
 1000 training steps, then one evaluation episode with the final model."""
-import dataclasses, sys, time, json
-import torch
+import dataclasses
+import sys
+import time
+import json
 import agentlab.models.tasks as T
 from agentlab.agents.pets import SMALL, PETSConfig, PETSRunner
 from agentlab.config import config_from_dict
