@@ -270,7 +270,7 @@ def eval_with_refs(ctx: TrainContext, policy_agent: Any, demos_meta: dict[str, A
     reusing one cached environment per env id: building a DeepMind Control env compiles its model,
     which costs more than a short episode. Normalised with the demos' reference scores (random /
     expert) when present."""
-    from agentlab.agents.loops import evaluation_seed
+    from agentlab.seeding import evaluation_seed
     from agentlab.envs import make_env
     from agentlab.evaluation import evaluate
     from agentlab.policy import Policy

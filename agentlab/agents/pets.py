@@ -367,7 +367,7 @@ class PETSTrainer(Trainer):
         return self.runner.steps, info
 
     def evaluate(self, final: bool) -> dict[str, float]:
-        from agentlab.agents.loops import evaluation_seed
+        from agentlab.seeding import evaluation_seed
         from agentlab.evaluation import evaluate
         from agentlab.policy import Policy
 

@@ -73,7 +73,7 @@ def mismatch_points(env_id: str, cfg: PETSConfig, seed: int, onpolicy_episodes: 
                     expert: dict[str, np.ndarray] | None = None, grid_size: int = 2000,
                     log: Any = None) -> list[dict[str, Any]]:
     """Train the models of one seed and return one record per model (NLLs, return, provenance)."""
-    from agentlab.agents.loops import evaluation_seed
+    from agentlab.seeding import evaluation_seed
     from agentlab.evaluation import evaluate
     from agentlab.policy import Policy
 

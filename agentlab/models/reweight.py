@@ -160,7 +160,7 @@ def fixed_dataset_points(env_id: str, cfg: PETSConfig, seed: int, size: int, sou
                          min_steps: int = 1500, log: Any = None) -> list[dict[str, Any]]:
     """Plain and re-weighted models on the same ``size`` transitions; one record per model."""
     from agentlab.agents.base import spaces_from_env
-    from agentlab.agents.loops import evaluation_seed
+    from agentlab.seeding import evaluation_seed
 
     log = log or (lambda *_: None)
     task = get_task(env_id)
