@@ -43,7 +43,8 @@ class LazyGroup(click.Group):
             click.echo(f"error: {e}", err=True)
             ctx.exit(UserError.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted (the last checkpoint is kept; continue with --resume)", err=True)
+            click.echo("interrupted: a run with a checkpoint continues with --resume (one stopped before its first "
+                       "checkpoint is removed)", err=True)
             ctx.exit(130)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
