@@ -9,9 +9,9 @@ def test_imitation_table_specs():
     table = get_table("imitation")
     specs = table.specs("small", 3)
     assert {s.algo for s in specs} == {"ailboost", "dac", "dac_paper", "bc"}
-    assert {s.task for s in specs} == {"dmc/cartpole-swingup"}
+    assert {s.task for s in specs} == {"dmc/cartpole-swingup", "dmc/walker-walk", "dmc/cheetah-run"}
     assert {s.params["num_demos"] for s in specs} == {1, 10}
-    assert len(specs) == 2 * 3 * 4 and len({s.run_id for s in specs}) == len(specs)
+    assert len(specs) == 3 * 2 * 3 * 4 and len({s.run_id for s in specs}) == len(specs)
     full = table.specs("full", 3)
     assert {s.task for s in full} == {"dmc/cartpole-swingup", "dmc/walker-walk", "dmc/cheetah-run"}
     assert {s.params["num_demos"] for s in full} == {1, 10} and len(full) == 3 * 2 * 3 * 4
@@ -20,6 +20,20 @@ def test_imitation_table_specs():
     # the two adversarial methods share the learner configuration; only AILBoost has alpha
     assert {k: v for k, v in ail.params["config"].items() if k != "alpha"} == dac.params["config"]
     assert ail.params["steps"] == dac.params["steps"] and ail.params["num_demos"] == 1
+
+
+def test_run_cells_fills_one_cell_and_skips_it_after(tmp_path, monkeypatch):
+    from agentlab.reproduce.tables import imitation as T
+
+    calls = []
+    monkeypatch.setattr(T, "run", lambda spec: calls.append(spec) or {"score": float(spec.seed), "curve": []})
+    done = T.run_cells("dmc/walker-walk", 10, 1, out_dir=tmp_path, log=lambda *_: None)
+    assert len(done) == 4 and {c.algo for c in calls} == set(T.ALGOS)
+    assert all(c.task == "dmc/walker-walk" and c.seed == 1 and c.params["num_demos"] == 10 for c in calls)
+    # the records are the table's own (same run ids), and a second call runs nothing
+    ids = {s.run_id for s in T.specs("small", 3)}
+    assert {p.stem for p in (tmp_path / "runs").glob("*.json")} <= ids
+    assert T.run_cells("dmc/walker-walk", 10, 1, ["bc"], out_dir=tmp_path, log=lambda *_: None) == []
 
 
 def test_imitation_report_writes_table_csv_and_plots(tmp_path):
