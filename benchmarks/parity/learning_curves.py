@@ -90,9 +90,9 @@ def train_one(impl: str, seed: int, data: dict, env, args, ref_mod) -> list[dict
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--reference-dir", type=Path, required=True)
+    ap.add_argument("--reference-dir", type=Path, default=None)
     ap.add_argument("--torch-site", default=None)
-    ap.add_argument("--dataset", type=Path, required=True, help="local OGBench .npz (the -val file beside it)")
+    ap.add_argument("--dataset", type=Path, default=None, help="local OGBench .npz (the -val file beside it)")
     ap.add_argument("--task", default="cube-single-play-singletask-task2-v0")
     ap.add_argument("--alpha", type=float, default=300.0, help="FQL alpha (reference README: cube-single 300)")
     ap.add_argument("--size", type=int, nargs="+", default=[256, 256])
@@ -101,8 +101,35 @@ def main() -> None:
     ap.add_argument("--eval-episodes", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--impls", nargs="+", choices=["jax", "ours"], default=["jax", "ours"])
+    ap.add_argument("--run-dir", type=Path, default=None,
+                    help="one JSON per (impl, seed) run; finished runs are skipped (resumable), and --out "
+                         "is assembled from every run file there")
+    ap.add_argument("--merge", action="store_true", help="only assemble --out (and the plot) from --run-dir")
     ap.add_argument("--out", type=Path, default=REPO / "results/parity/learning_curves.json")
     args = ap.parse_args()
+    meta = {"task": args.task, "dataset": str(args.dataset), "alpha": args.alpha, "size": args.size,
+            "steps": args.steps, "eval_every": args.eval_every, "eval_episodes": args.eval_episodes,
+            "batch_size": args.batch_size}
+    runs = []
+    if not args.merge:
+        runs = train_all(args, meta)
+    if args.run_dir is not None:
+        runs = []
+        for f in sorted(args.run_dir.glob("*_s*.json")):
+            r = json.loads(f.read_text())
+            if all(r["config"].get(k) == v for k, v in meta.items() if k != "dataset"):
+                runs.append(r)
+    seeds = sorted({r["seed"] for r in runs})
+    out = {"command": " ".join(sys.argv), **meta, "seeds": seeds,
+           "runs": [{"impl": r["impl"], "seed": r["seed"], "command": r.get("command"), "curve": r["curve"]}
+                    for r in sorted(runs, key=lambda r: (r["seed"], r["impl"]))]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    plot(out, args.out.with_suffix(".png"))
+
+
+def train_all(args, meta) -> list[dict]:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     os.environ.setdefault("MUJOCO_GL", "egl")
     if args.torch_site:
@@ -124,14 +151,19 @@ def main() -> None:
     print(f"dataset {args.dataset}: {data['observations'].shape[0]} transitions", flush=True)
     runs = []
     for seed in args.seeds:
-        for impl in ("jax", "ours") if seed % 2 == 0 else ("ours", "jax"):
-            runs.append({"impl": impl, "seed": seed, "curve": train_one(impl, seed, data, env, args, ref_mod)})
-    out = {"command": " ".join(sys.argv), "task": args.task, "dataset": str(args.dataset), "alpha": args.alpha,
-           "size": args.size, "steps": args.steps, "eval_every": args.eval_every,
-           "eval_episodes": args.eval_episodes, "seeds": args.seeds, "runs": runs}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1) + "\n")
-    plot(out, args.out.with_suffix(".png"))
+        for impl in args.impls if seed % 2 == 0 else args.impls[::-1]:
+            path = args.run_dir / f"{impl}_s{seed}.json" if args.run_dir is not None else None
+            if path is not None and path.exists():
+                print(f"{path} exists: skipped", flush=True)
+                continue
+            t0 = time.time()
+            run = {"impl": impl, "seed": seed, "command": " ".join(sys.argv), "config": meta,
+                   "curve": train_one(impl, seed, data, env, args, ref_mod), "wall_s": time.time() - t0}
+            runs.append(run)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(run, indent=1) + "\n")
+    return runs
 
 
 def plot(out: dict, path: Path) -> None:
@@ -143,6 +175,8 @@ def plot(out: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for impl, color in (("jax", "tab:blue"), ("ours", "tab:orange")):
         curves = [r["curve"] for r in out["runs"] if r["impl"] == impl]
+        if not curves:
+            continue
         steps = [c["step"] for c in curves[0]]
         for ax, key in zip(axes, ("success", "q_mean")):
             vals = np.array([[c[key] for c in cur] for cur in curves])
