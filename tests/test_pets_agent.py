@@ -190,6 +190,59 @@ def test_inverted_pendulum_tie_breaker_never_outweighs_survival():
     r, rp = inverted_pendulum_reward(o, a, nxt), inverted_pendulum_planning_reward(o, a, nxt)
     assert torch.all(rp >= r) and torch.all(rp <= r * (1 + TIE_BREAK))
     assert torch.all(rp[r == 0] == 0)  # a terminated step earns nothing either way
-    assert 99 * TIE_BREAK < 1  # over a horizon below 100 steps: never worth one step of survival
+    from agentlab.models.tasks import IP_CAP
+
+    lqr = TASKS["InvertedPendulum-v5"].lqr
+    assert lqr[2] == TIE_BREAK and lqr[3] == IP_CAP
+    # over a horizon below 50 steps plus the capped terminal value: never worth one step of survival
+    assert 49 * TIE_BREAK + TIE_BREAK * IP_CAP < 1
     assert TASKS["InvertedPendulum-v5"].plan_reward is inverted_pendulum_planning_reward
     assert TASKS["Pendulum-v1"].plan_reward is TASKS["Pendulum-v1"].reward
+
+
+def test_lqr_terminal_value_of_a_linear_model():
+    """The terminal value comes from the learned model's linearisation: on data of a linear system the
+    model's Jacobians match the system and the value is -weight * min(s^T P s, cap), P the DARE solution."""
+    import numpy as np
+    import scipy.linalg as sl
+
+    from agentlab.models.dynamics import EnsembleTrainer, GaussianEnsemble
+    from agentlab.models.lqr import linearize, lqr_terminal
+
+    torch.manual_seed(0)
+    A = torch.tensor([[1.0, 0.1], [0.3, 1.05]])  # unstable, controllable
+    B = torch.tensor([0.0, 0.2])
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(600, 2, generator=g) * 0.5
+    a = torch.rand(600, 1, generator=g) * 2 - 1
+    model = GaussianEnsemble(2, 1, members=2, hidden=[32], num_elites=1)
+    EnsembleTrainer(model, lr=3e-3, batch_size=64, max_epochs=60, patience=10).fit(s, a, s @ A.T + a * B)
+    Ah, Bh = linearize(model, torch.zeros(2), torch.zeros(1))
+    np.testing.assert_allclose(Ah, A.numpy(), atol=0.05)
+    np.testing.assert_allclose(Bh[:, 0], B.numpy(), atol=0.05)
+    term, info = lqr_terminal(model, (1.0, 1.0), 0.1, 0.01, 50.0)
+    assert info["lqr_ok"] == 1.0
+    P = sl.solve_discrete_are(Ah, Bh, np.eye(2), np.array([[0.1]]))
+    x = torch.tensor([[0.1, -0.2], [0.0, 0.0], [30.0, 30.0]])
+    expect = -0.01 * np.minimum(np.einsum("bi,ij,bj->b", x.double().numpy(), P, x.double().numpy()), 50.0)
+    np.testing.assert_allclose(term(x).numpy(), expect, rtol=1e-4, atol=1e-7)
+    # a model whose linearisation cannot be stabilised gives no terminal value
+    from agentlab.models.lqr import dare
+
+    assert dare(np.array([[1.5]]), np.array([[0.0]]), np.eye(1), np.eye(1)) is None
+
+
+def test_sequence_returns_adds_the_terminal_value_to_living_particles():
+    from agentlab.models.cem import sequence_returns
+
+    def step(x, a, g):
+        return x + a, None
+
+    acts = torch.ones(3, 4, 1)
+    plain = sequence_returns(step, lambda o, a, n: torch.ones(len(o)), None, torch.zeros(1), acts, 2)
+    withv = sequence_returns(step, lambda o, a, n: torch.ones(len(o)), None, torch.zeros(1), acts, 2,
+                             terminal_fn=lambda x: -x[:, 0])
+    torch.testing.assert_close(withv, plain - 4.0)  # last state 4: value -4
+    dead = sequence_returns(step, lambda o, a, n: torch.ones(len(o)), lambda n: n[:, 0] > 2, torch.zeros(1), acts, 2,
+                            terminal_fn=lambda x: -x[:, 0])
+    torch.testing.assert_close(dead, torch.full((3,), 3.0))  # terminated at step 3: no terminal value

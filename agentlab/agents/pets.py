@@ -76,6 +76,8 @@ class PETSConfig(AlgoConfig):
     momentum: float = help_field(0.1, "CEM momentum (alpha): weight of the old mean/variance")
     particles: int = help_field(20, "sampled trajectories per action sequence")
     propagation: str = help_field("random", "random (TS1: random elite per row and step) | fixed (TS-inf) | mean")
+    terminal_value: str = help_field("task", "task: score the last planned state with the LQR cost-to-go of the learned model where the task states a quadratic cost (InvertedPendulum-v5; agentlab.models.lqr) | none")
+    init_std: float = help_field(0.0, "initial CEM std as a fraction of the action half-range; 0: mbrl-lib's (high - low) / 4")
     # loop
     seed_episodes: int = help_field(1, "episodes of uniform random actions before planning")
     retrain_every: int = help_field(50, "env steps between model retrainings (and at the start of every planned episode with new data)")
@@ -98,6 +100,8 @@ def _check(cfg: PETSConfig) -> None:
         raise UserError(f"sigma must be positive, got {cfg.sigma}")
     if not 0 <= cfg.ess_target < 1:
         raise UserError(f"ess_target must be in [0, 1) (0: use sigma), got {cfg.ess_target}")
+    if cfg.terminal_value not in ("task", "none"):
+        raise UserError(f"terminal_value must be task or none, got {cfg.terminal_value!r}")
     if cfg.propagation not in ("random", "fixed", "mean"):
         raise UserError(f"propagation must be random, fixed or mean, got {cfg.propagation!r}")
     if not 1 <= cfg.num_elites <= cfg.members:
@@ -114,7 +118,7 @@ def make_planner(cfg: PETSConfig, env_id: str, act_low: Any, act_high: Any) -> M
     return MPCPlanner(torch.as_tensor(act_low, dtype=torch.float32), torch.as_tensor(act_high, dtype=torch.float32),
                       horizon=cfg.horizon, population=cfg.population, iterations=cfg.iterations,
                       elite_ratio=cfg.elite_ratio, momentum=cfg.momentum, particles=cfg.particles,
-                      reward_fn=task.plan_reward, term_fn=task.termination)
+                      reward_fn=task.plan_reward, term_fn=task.termination, init_std=cfg.init_std)
 
 
 class PETSAgent(Agent):
@@ -138,6 +142,25 @@ class PETSAgent(Agent):
         self._planner_args = (cfg, self.env_id, spaces.get("act_low"), spaces.get("act_high"))
         self.planners: list[MPCPlanner] = [make_planner(*self._planner_args)]
         self.generator = torch.Generator().manual_seed(0)
+        task = get_task(self.env_id, config.learn_reward)
+        self._lqr = task.lqr if config.terminal_value == "task" else None
+        self._terminal_key: tuple | None = None
+        self.terminal_fn = None
+        self.terminal_info: dict[str, float] = {}
+
+    def _terminal(self):
+        """The LQR terminal value of the *current* model (recomputed whenever the weights changed)."""
+        if self._lqr is None:
+            return None
+        first = self.model.net.net[0].weight
+        key = (tuple(self.model.elites.tolist()), float(first.detach().sum()), float(first.detach().abs().sum()))
+        if key != self._terminal_key:
+            from agentlab.models.lqr import lqr_terminal
+
+            q_diag, r, weight, cap = self._lqr
+            self.terminal_fn, self.terminal_info = lqr_terminal(self.model, q_diag, r, weight, cap)
+            self._terminal_key = key
+        return self.terminal_fn
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"model": self.trainer.opt}
@@ -151,6 +174,7 @@ class PETSAgent(Agent):
     @torch.no_grad()
     def plan(self, obs: torch.Tensor, index: int = 0) -> torch.Tensor:
         step = self.model.sampler(self.config.propagation)
+        self.planners[index].terminal_fn = self._terminal()
         return self.planners[index].plan(obs, step, self.generator)
 
     @torch.no_grad()
@@ -159,6 +183,9 @@ class PETSAgent(Agent):
         if len(self.planners) < obs.shape[0]:
             self.reset_episodes(obs.shape[0])
         step = self.model.sampler(self.config.propagation)
+        terminal = self._terminal()
+        for p in self.planners:
+            p.terminal_fn = terminal
         return torch.stack([self.planners[i].plan(obs[i], step, self.generator) for i in range(obs.shape[0])])
 
 
@@ -268,6 +295,9 @@ class PETSRunner:
             sigma = sigma_for_ess(inputs, expert_in, norm, self.cfg.ess_target) if self.cfg.ess_target else self.cfg.sigma
             weights = proximity_weights(inputs, expert_in, norm, sigma)
         info = self.agent.trainer.fit(b["obs"], b["act"], b["next_obs"], b["rew"], weights, self.data_gen)
+        if self.agent._lqr is not None:  # the terminal value of the new model (1: its linearisation is stabilisable)
+            self.agent._terminal()
+            info["train/model_lqr_ok"] = self.agent.terminal_info.get("lqr_ok", 0.0)
         if weights is not None:
             info["train/weight_ess_frac"] = effective_sample_fraction(weights)
             info["train/weight_sigma"] = sigma

@@ -47,8 +47,9 @@ class CEM:
     """Truncated-normal CEM maximising ``objective(samples [pop, *shape]) -> [pop]``."""
 
     def __init__(self, population: int = 350, iterations: int = 5, elite_ratio: float = 0.1, momentum: float = 0.1,
-                 lower: torch.Tensor | float = -1.0, upper: torch.Tensor | float = 1.0):
+                 lower: torch.Tensor | float = -1.0, upper: torch.Tensor | float = 1.0, init_std: float = 0.0):
         self.population, self.iterations, self.momentum = population, iterations, momentum
+        self.init_std = init_std  # > 0: initial std as a fraction of the half-range; 0: mbrl-lib's (ub - lb) / 4
         self.num_elites = math.ceil(elite_ratio * population - 1e-9)  # rounds up, as mbrl-lib
         if self.num_elites < 2:
             raise ValueError("elite_ratio * population must give at least 2 elites")
@@ -61,7 +62,11 @@ class CEM:
         """Return the final mean (shape of ``mean``) and ``{"value": best elite mean value}``."""
         lb, ub = self.lower.to(mean), self.upper.to(mean)
         mu = mean.clone()
-        var = ((ub - lb) / 4).pow(2).expand_as(mu).clone() if var is None else var.clone()
+        if var is None:
+            std0 = (ub - lb) / 2 * self.init_std if self.init_std > 0 else (ub - lb) / 4
+            var = std0.pow(2).expand_as(mu).clone()
+        else:
+            var = var.clone()
         best_value = float("-inf")
         for _ in range(self.iterations):
             cvar = torch.minimum(var, torch.minimum((mu - lb) / 2, (ub - mu) / 2).pow(2))
@@ -78,9 +83,11 @@ class CEM:
 
 
 def sequence_returns(step: StepFn, reward_fn: RewardFn | None, term_fn: TermFn | None, obs: torch.Tensor,
-                     actions: torch.Tensor, particles: int, generator: torch.Generator | None = None) -> torch.Tensor:
+                     actions: torch.Tensor, particles: int, generator: torch.Generator | None = None,
+                     terminal_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Mean predicted return over ``particles`` trajectories of each sequence ``actions [P, H, A]``
-    from the single state ``obs [D]``: one batched model call per step for all ``P x particles`` rows."""
+    from the single state ``obs [D]``: one batched model call per step for all ``P x particles`` rows.
+    ``terminal_fn(s_H)`` (optional) adds a value of the last predicted state to particles still alive."""
     P, H, _ = actions.shape
     B = P * particles
     x = obs.reshape(1, -1).expand(B, -1)
@@ -95,6 +102,8 @@ def sequence_returns(step: StepFn, reward_fn: RewardFn | None, term_fn: TermFn |
         if term_fn is not None:
             alive = alive * (~term_fn(nxt)).to(alive.dtype)
         x = nxt
+    if terminal_fn is not None:
+        total = total + alive * terminal_fn(x)
     return total.view(P, particles).mean(1)
 
 
@@ -103,12 +112,14 @@ class MPCPlanner:
 
     def __init__(self, act_low: torch.Tensor, act_high: torch.Tensor, horizon: int = 15, population: int = 350,
                  iterations: int = 5, elite_ratio: float = 0.1, momentum: float = 0.1, particles: int = 20,
-                 reward_fn: RewardFn | None = None, term_fn: TermFn | None = None):
+                 reward_fn: RewardFn | None = None, term_fn: TermFn | None = None, init_std: float = 0.0):
         self.low, self.high = torch.as_tensor(act_low, dtype=torch.float32), torch.as_tensor(act_high, dtype=torch.float32)
         self.horizon, self.particles = horizon, particles
         self.reward_fn, self.term_fn = reward_fn, term_fn
-        self.cem = CEM(population, iterations, elite_ratio, momentum, self.low, self.high)
+        self.cem = CEM(population, iterations, elite_ratio, momentum, self.low, self.high, init_std)
         self.prev: torch.Tensor | None = None
+        #: optional value of the last predicted state (set by the agent, e.g. an LQR cost-to-go)
+        self.terminal_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def reset(self) -> None:
         self.prev = None
@@ -125,7 +136,8 @@ class MPCPlanner:
         obs = torch.as_tensor(obs, dtype=torch.float32)
 
         def objective(seqs: torch.Tensor) -> torch.Tensor:
-            return sequence_returns(step, self.reward_fn, self.term_fn, obs, seqs, self.particles, generator)
+            return sequence_returns(step, self.reward_fn, self.term_fn, obs, seqs, self.particles, generator,
+                                    self.terminal_fn)
 
         mean, _ = self.cem.optimize(objective, self.initial_mean(), generator=generator)
         self.prev = mean

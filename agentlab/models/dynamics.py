@@ -24,10 +24,15 @@ the objective-mismatch re-weighting (Lambert et al., 2020) passes
 the nearest expert point in normalised state-action space (:func:`proximity_weights`).
 
 Training holds out a fixed fraction of the rows (by row index, so a row's split never changes as the
-dataset grows), keeps for every member the parameters of its best held-out epoch of the current fit
-(the running best starts at +inf), stops when no member improved by more than 1% for ``patience``
-epochs, and ranks the members by held-out error: the best ``num_elites`` ("elites") are the ones
-used for planning. Each fit starts a fresh Adam and draws one bootstrap resample per member.
+dataset grows), keeps for every member the parameters of its best held-out epoch of the current fit,
+stops when no member improved by more than 1% for ``patience`` epochs, and ranks the members by
+held-out error: the best ``num_elites`` ("elites") are the ones used for planning. On the first fit the
+running best starts at +inf; on a retrain the weights it starts from are first re-expressed in the
+refitted normalisers (:meth:`GaussianEnsemble.renormalize_`, exact for the mean) and scored on the new
+held-out rows as "epoch 0", so a member that no epoch improves keeps its previous weights and a retrain
+never returns a worse held-out error than the model had before it (as mbrl-lib, which keeps the last
+weights unless an epoch improves on them). Each fit starts a fresh Adam and draws one bootstrap
+resample per member.
 All members run as one batched module (``agentlab.nn.EnsembleMLP``: one ``baddbmm`` per layer).
 """
 
@@ -82,6 +87,32 @@ class GaussianEnsemble(nn.Module):
         if self.learn_reward:
             return torch.cat([delta, rewards.reshape(-1, 1)], -1)
         return delta
+
+    @property
+    def normalizers_fitted(self) -> bool:
+        """Whether :meth:`fit_normalizers` has run (the input normaliser is not the identity)."""
+        return not (bool(torch.all(self.in_norm.mean == 0)) and bool(torch.all(self.in_norm.std == 1)))
+
+    @torch.no_grad()
+    def renormalize_(self, in_mean: torch.Tensor, in_std: torch.Tensor, out_mean: torch.Tensor,
+                     out_std: torch.Tensor) -> None:
+        """Re-express the weights, trained under the normalisers ``(in_mean, in_std)`` /
+        ``(out_mean, out_std)``, in the *current* normalisers' coordinates: the first layer absorbs the
+        input change (exact) and the output layer the target change -- exact for the predicted mean,
+        and a shift of the raw log-variance by ``2 log(out_std / current std)`` before the soft bounds
+        (so the variance is preserved wherever the bounds are inactive)."""
+        linears = [m for m in self.net.net if isinstance(m, EnsembleLinear)]
+        first, last = linears[0], linears[-1]
+        r_in = self.in_norm.std / in_std
+        c_in = (self.in_norm.mean - in_mean) / in_std
+        first.bias.add_(torch.einsum("i,nih->nh", c_in, first.weight).unsqueeze(1))
+        first.weight.mul_(r_in.view(1, -1, 1))
+        r_out = out_std / self.out_norm.std
+        c_out = (out_mean - self.out_norm.mean) / self.out_norm.std
+        D = self.out_dim
+        last.weight[..., :D] *= r_out
+        last.bias[..., :D] = last.bias[..., :D] * r_out + c_out
+        last.bias[..., D:] += 2 * torch.log(r_out)
 
     # -- forward ---------------------------------------------------------------------------------
     def _bound(self, logvar: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
@@ -262,16 +293,20 @@ class EnsembleTrainer:
     over from a fit on other data and other normaliser statistics), every member draws *one* bootstrap
     resample of the training rows (fixed for the fit, reshuffled every epoch, as mbrl-lib's
     ``BootstrapIterator``), and each member keeps the parameters of its best held-out epoch *of this
-    fit* -- the running best starts at :math:`+\infty`, so a retrain always ends on the best weights it
-    reached on the new data and never reverts to the pre-fit weights (whose score under the refitted
-    normaliser says nothing about what they learnt). The held-out rows are fixed by row index
-    (:func:`holdout_mask`), so they are never trained on by any earlier fit either.
+    fit*. On the first fit the running best starts at :math:`+\infty`. On a retrain (``keep_prefit``,
+    the default) the starting weights are re-expressed in the refitted normalisers, which leaves the
+    predicted mean unchanged, and scored on the new held-out rows as epoch 0: the running best starts
+    there, so a member keeps its previous weights unless an epoch of this fit beats them, and a retrain
+    never ends with a worse held-out error than the model had before it (tested). The held-out rows
+    are fixed by row index (:func:`holdout_mask`), so no earlier fit has trained on them either: the
+    pre-fit score is an honest one.
     """
 
     def __init__(self, model: GaussianEnsemble, lr: float = 7.5e-4, weight_decay: float = 3e-5,
                  batch_size: int = 256, holdout_ratio: float = 0.1, max_holdout: int = 5000, patience: int = 5,
-                 max_epochs: int = 100, improvement: float = 0.01):
+                 max_epochs: int = 100, improvement: float = 0.01, keep_prefit: bool = True):
         self.model = model
+        self.keep_prefit = keep_prefit
         self.lr, self.weight_decay = lr, weight_decay
         self.opt = self._new_optimizer()
         self.batch_size, self.holdout_ratio, self.max_holdout = batch_size, holdout_ratio, max_holdout
@@ -306,7 +341,13 @@ class EnsembleTrainer:
         model = self.model
         inputs = torch.cat([obs, act], -1)
         targets = model.make_targets(obs, next_obs, rewards)
+        prefit = self.keep_prefit and model.normalizers_fitted
+        if prefit:
+            old_norms = [t.clone() for t in (model.in_norm.mean, model.in_norm.std, model.out_norm.mean,
+                                             model.out_norm.std)]
         model.fit_normalizers(inputs, targets)
+        if prefit:
+            model.renormalize_(*old_norms)  # same predictions as before the refit of the normalisers
         z_all, y_all = model.in_norm(inputs), (targets - model.out_norm.mean) / model.out_norm.std
         n = z_all.shape[0]
         w_all = torch.ones(n) if weights is None else weights.reshape(-1).to(z_all)
@@ -327,6 +368,11 @@ class EnsembleTrainer:
         best = torch.full((N,), math.inf)
         best_epoch = torch.zeros(N)
         best_state = {k: v.detach().clone() for k, v in model.named_parameters()} if n_val else None
+        self.prefit_error: torch.Tensor | None = None
+        if prefit and n_val:  # epoch 0: the weights the retrain starts from, on this fit's held-out rows
+            model.eval()
+            self.prefit_error = self._holdout_error(z_val, y_val, w_val)
+            best = self.prefit_error.clone()
         stale, epochs, last_loss = 0, 0, float("nan")
         self.history: list[torch.Tensor] = []  # per-epoch held-out error of every member (this fit)
         model.train()
@@ -370,7 +416,11 @@ class EnsembleTrainer:
         else:
             score = torch.full((N,), float("nan"))
         elites = model.elites
-        return {"train/model_loss": last_loss, "train/model_epochs": float(epochs),
+        extra = {}
+        if self.prefit_error is not None:
+            extra = {"train/model_prefit_mse": float(self.prefit_error[elites].mean()),
+                     "train/model_kept_prefit": float((best_epoch == 0).sum())}
+        return {**extra, "train/model_loss": last_loss, "train/model_epochs": float(epochs),
                 "train/model_best_epoch": float(best_epoch[elites].mean()) if n_val else float(epochs),
                 "train/model_holdout_mse": float(score[elites].mean()) if n_val else float("nan"),
                 "train/model_holdout_n": float(n_val), "train/model_data": float(n)}

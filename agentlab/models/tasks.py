@@ -52,21 +52,26 @@ def inverted_pendulum_reward(obs: torch.Tensor, act: torch.Tensor, next_obs: tor
     return (~inverted_pendulum_termination(next_obs)).to(next_obs.dtype)
 
 
-#: weight of the planning tie-breaker below; 25 steps x 0.01 = 0.25 < 1, so over any horizon
-#: it can never outweigh one step of survival (horizons below 100 steps)
+#: weight of the planning shaping below; 25 steps x 0.01 = 0.25 < 1, so over any horizon below 50 steps
+#: (with the terminal value's 0.5 at most) it can never outweigh one step of survival
 TIE_BREAK = 0.01
+#: InvertedPendulum-v5's stated quadratic planning cost q(s) = s^T diag(IP_Q) s on (x, angle, x', angle'):
+#: 25 = 1 / 0.2^2 puts the angle in units of its termination bound and x in units of the rail (|x| <= 1);
+#: IP_R weighs the action in the LQR terminal value (``agentlab.models.lqr``); IP_CAP caps that value
+IP_Q, IP_R, IP_CAP = (1.0, 25.0, 0.1, 0.01), 0.01, 50.0
 
 
 def inverted_pendulum_planning_reward(obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
     """The reward the planner maximises on InvertedPendulum-v5: the env reward (1 per surviving step)
-    plus a lexicographic tie-breaker, ``TIE_BREAK * (1 - (angle / 0.2)^2)`` on surviving steps (the
-    margin to the termination boundary). With the sparse reward alone every sequence that survives the
-    horizon scores the same, CEM's elites are a random subset of them and the executed action is
-    noise that drifts the cart into the end of the rail; the tie-breaker only ranks sequences of equal
-    survival (the sum over a horizon of fewer than 100 steps stays below one step's reward)."""
+    plus a lexicographic shaping, ``TIE_BREAK * (1 - min(q(s'), 1))`` on surviving steps, ``q`` the
+    stated quadratic cost ``IP_Q`` (pole upright, cart centred, slow). With the sparse reward alone every
+    sequence that survives the horizon scores the same, CEM's elites are a random subset of them and the
+    cart drifts into the end of the rail; the shaping only ranks sequences of equal survival (its sum
+    over a horizon below 50 steps, plus the terminal value's at most ``TIE_BREAK * IP_CAP``, stays
+    below one step's reward). The env reward and every reported return are unchanged."""
     alive = inverted_pendulum_reward(obs, act, next_obs)
-    margin = (1 - (next_obs[..., 1] / 0.2).pow(2)).clamp_min(0)
-    return alive * (1 + TIE_BREAK * margin)
+    q = (next_obs.pow(2) * torch.tensor(IP_Q, dtype=next_obs.dtype)).sum(-1).clamp(max=1)
+    return alive * (1 + TIE_BREAK * (1 - q))
 
 
 # -- exact dynamics (torch, batched) -------------------------------------------------------------
@@ -97,6 +102,9 @@ class Task:
     grid: tuple[list[float], list[float]] | None = None
     #: what the planner maximises when it differs from ``reward`` (a tie-breaker; ``reward`` stays the task's)
     planning_reward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    #: stated quadratic cost for the planner's terminal value (``agentlab.models.lqr``):
+    #: (Q diagonal, R, weight, cap) -- the last planned state is scored ``-weight * min(s^T P s, cap)``
+    lqr: tuple[tuple[float, ...], float, float, float] | None = None
 
     @property
     def plan_reward(self) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None:
@@ -110,7 +118,8 @@ TASKS: dict[str, Task] = {
     "Pendulum-v1": Task(pendulum_reward, None, pendulum_true_dynamics,
                         grid=([-math.pi, -8.0, -2.0], [math.pi, 8.0, 2.0])),
     "InvertedPendulum-v5": Task(inverted_pendulum_reward, inverted_pendulum_termination,
-                                planning_reward=inverted_pendulum_planning_reward),
+                                planning_reward=inverted_pendulum_planning_reward,
+                                lqr=(IP_Q, IP_R, TIE_BREAK, IP_CAP)),
     "HalfCheetah-v5": Task(None),
 }
 
