@@ -37,6 +37,9 @@ SIZES = {
     "reference": dict(members=7, elites=5, hidden=[200] * 4, population=350, horizon=15, iterations=5, particles=20),
     # agentlab's `small` preset used for results/mbrl (v2: mbrl-lib's 4 x 200 members, horizon 25)
     "small": dict(members=5, elites=3, hidden=[200] * 4, population=60, horizon=25, iterations=3, particles=4),
+    # `small` as InvertedPendulum-v5 runs it (amendment 2): horizon 10 plus the LQR terminal value (a quadratic form)
+    "small_ip": dict(members=5, elites=3, hidden=[200] * 4, population=60, horizon=10, iterations=3, particles=4,
+                     terminal=True),
     # the v1 `small` preset (results/mbrl/small_v1)
     "small_v1": dict(members=5, elites=3, hidden=[64] * 3, population=60, horizon=20, iterations=3, particles=4),
 }
@@ -110,11 +113,20 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--update", action="store_true", help="keep the other sizes already in --json, replace the measured ones")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     peak = matmul_peak(args.repeats)
     print(f"threads {args.threads}; fp32 matmul 1024^3 (CPU time): {peak / 1e9:.1f} GFLOP/s")
     results = {"threads": args.threads, "matmul_gflops_cpu": peak / 1e9, "sizes": {}}
+    if args.update and args.json:
+        import pathlib
+
+        if pathlib.Path(args.json).is_file():
+            old = json.loads(pathlib.Path(args.json).read_text())
+            if old.get("threads") == args.threads:
+                results["sizes"] = old.get("sizes", {})
+                results["matmul_gflops_cpu_earlier"] = old.get("matmul_gflops_cpu")
     for name in args.sizes.split(","):
         s = SIZES[name]
         torch.manual_seed(0)
@@ -122,12 +134,17 @@ def main() -> None:
         planner = MPCPlanner(torch.tensor([-1.0]), torch.tensor([1.0]), horizon=s["horizon"],
                              population=s["population"], iterations=s["iterations"], particles=s["particles"],
                              reward_fn=cartpole_swingup_reward)
+        if s.get("terminal"):
+            P = torch.eye(OBS)
+            planner.terminal_fn = lambda x, P=P: -0.01 * ((x @ P) * x).sum(-1).clamp(max=50.0)
         reps = max(1, args.repeats if name != "reference" else min(args.repeats, 2))
         w_ours, c_ours = time_plans(planner, model.sampler("random"), reps)
         planner.reset()
         w_loop, c_loop = time_plans(planner, loop_sampler(model), reps)
         fl = flops_per_plan(s)
-        r = {"config": s, "gflop_per_action": fl / 1e9, "ms_per_action_cpu": 1e3 * c_ours,
+        from agentlab.runs import git_sha
+
+        r = {"config": s, "measured_at": git_sha(short=True), "gflop_per_action": fl / 1e9, "ms_per_action_cpu": 1e3 * c_ours,
              "ms_per_action_wall": 1e3 * w_ours, "loop_ms_per_action_cpu": 1e3 * c_loop,
              "speedup_vs_loop_cpu": c_loop / c_ours, "gflops_cpu": fl / c_ours / 1e9,
              "fraction_of_measured_peak": fl / c_ours / peak, "fraction_of_320_gflops": fl / c_ours / 320e9}
