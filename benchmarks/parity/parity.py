@@ -105,6 +105,12 @@ def load_reference(repo_dir: Path, module: str):
 
 def make_draws(rng: np.random.Generator, order: list[str], b: int, d: int, k: int, cfg,
                dtype=np.float32) -> dict[str, np.ndarray]:
+    """The draws, generated in float32 and then cast to ``dtype``: a float64 run sees the same numbers."""
+    out = _make_draws32(rng, order, b, d, k, cfg)
+    return {n: v.astype(dtype) for n, v in out.items()}
+
+
+def _make_draws32(rng, order, b, d, k, cfg, dtype=np.float32):
     out = {}
     for n in order:
         rows = b * k if n.startswith("fisher") else b
@@ -118,12 +124,15 @@ def make_draws(rng: np.random.Generator, order: list[str], b: int, d: int, k: in
     return out
 
 
-def make_batch(rng: np.random.Generator, b: int, od: int, ad: int, f=np.float32) -> dict[str, np.ndarray]:
-    return {"observations": rng.standard_normal((b, od), dtype=f),
-            "actions": rng.uniform(-0.99, 0.99, (b, ad)).astype(f),
-            "rewards": rng.standard_normal(b, dtype=f),
-            "masks": (rng.random(b) > 0.1).astype(f),
-            "next_observations": rng.standard_normal((b, od), dtype=f)}
+def make_batch(rng: np.random.Generator, b: int, od: int, ad: int, dtype=np.float32) -> dict[str, np.ndarray]:
+    """A random batch, generated in float32 and cast to ``dtype`` (as :func:`make_draws`)."""
+    f = np.float32
+    out = {"observations": rng.standard_normal((b, od), dtype=f),
+           "actions": rng.uniform(-0.99, 0.99, (b, ad)).astype(f),
+           "rewards": rng.standard_normal(b, dtype=f),
+           "masks": (rng.random(b) > 0.1).astype(f),
+           "next_observations": rng.standard_normal((b, od), dtype=f)}
+    return {n: v.astype(dtype) for n, v in out.items()}
 
 
 # -- parameter correspondence ----------------------------------------------------------------------
@@ -214,7 +223,9 @@ def ref_step(agent, batch):
 
 
 def run_case(name, repo, module, algo, overrides, ref_root: Path, size, updates, seed, fixture_dir,
-             dtype=np.float32):
+             dtype=np.float32, dump: dict | None = None):
+    """One case; with ``dump`` (a dict) every gradient and parameter of both sides is stored in it
+    (``{name}/u{update}/{grad,param}_{ours,ref}/{tensor}``, ``{name}/init/{tensor}``) for ``rounding.py``."""
     import jax
     import jax.numpy as jnp
     import torch
@@ -251,6 +262,8 @@ def run_case(name, repo, module, algo, overrides, ref_root: Path, size, updates,
     n_mapped = sum(p.numel() for _, p, _, _ in pairs)
     assert n_ours == n_mapped, f"{name}: {n_ours} params in ours, {n_mapped} mapped"
     init_state = {n: p.detach().numpy().copy() for n, p, _, _ in pairs}
+    if dump is not None:
+        dump.update({f"{name}/init/{n}": v for n, v in init_state.items()})
 
     server = DrawServer()
     originals = jax.random.normal, jax.random.uniform
@@ -301,6 +314,16 @@ def run_case(name, repo, module, algo, overrides, ref_root: Path, size, updates,
                         for (n, p, path, tr), g in zip(trainable, grads)}
             param_rel = {n: rel(p.detach().numpy(), to_ours(get_path(ref.network.params, path), p, tr))
                          for n, p, path, tr in pairs}
+            if dump is not None:
+                for (n, p, path, tr), g in zip(trainable, grads):
+                    dump[f"{name}/u{u}/grad_ours/{n}"] = g.numpy().copy()
+                    dump[f"{name}/u{u}/grad_ref/{n}"] = to_ours(get_path(ref_grads, path), p, tr).copy()
+                for n, p, path, tr in pairs:
+                    dump[f"{name}/u{u}/param_ours/{n}"] = p.detach().numpy().copy()
+                    dump[f"{name}/u{u}/param_ref/{n}"] = to_ours(get_path(ref.network.params, path), p, tr).copy()
+                if "clip_scale" in losses:
+                    dump[f"{name}/u{u}/clip_scale_ours"] = np.float64(losses["clip_scale"]["ours"])
+                    dump[f"{name}/u{u}/clip_scale_ref"] = np.float64(losses["clip_scale"]["ref"])
             per_update.append({"losses": losses, "grads": grad_rel, "params": param_rel,
                                "max": {"losses": max(v["rel"] for v in losses.values()),
                                        "grads": max(grad_rel.values()), "params": max(param_rel.values())}})
@@ -354,6 +377,8 @@ def main(argv=None):
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                     help="float64: both sides in double precision (JAX x64), which separates rounding from "
                          "any difference in the computation")
+    ap.add_argument("--dump", type=Path, default=None,
+                    help="npz with every gradient and parameter of both sides (input of rounding.py)")
     ap.add_argument("--write-fixture", type=Path, default=None, help="folder for the CI fixtures (tests/data)")
     args = ap.parse_args(argv)
     for repo in ("fql", "Fisher-Decorator"):
@@ -371,12 +396,12 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(1)
-    results = []
+    results, dump = [], ({} if args.dump is not None else None)
     for name, repo, module, algo, overrides in CASES:
         if args.cases and name not in args.cases:
             continue
         r = run_case(name, repo, module, algo, overrides, args.reference_dir, args.size, args.updates, args.seed,
-                     args.write_fixture, np.dtype(args.dtype).type)
+                     args.write_fixture, np.dtype(args.dtype).type, dump)
         results.append(r)
         print(f"{name:20s} max rel diff  losses {r['max']['losses']:.2e}  grads {r['max']['grads']:.2e}  "
               f"params {r['max']['params']:.2e}", flush=True)
@@ -392,6 +417,9 @@ def main(argv=None):
            "cases": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
+    if dump is not None:
+        args.dump.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(args.dump, **dump)
     print(f"overall max rel diff: {out['max_over_cases']}  -> {args.out}")
 
 
