@@ -140,6 +140,19 @@ def _member_heldout_error(model, s, a, s2, ratio):
     return ((mean - y[val]) / std).pow(2).mean(-1).mean(-1)  # [members]
 
 
+def _expected_epochs(trainer):
+    """Epochs a fit runs under the stated rule: stop after ``patience`` epochs in which no member beat the
+    fit's *own* running best (from +inf, not the pre-fit score) by more than 1%, or at max_epochs."""
+    best, stale = None, 0
+    for i, err in enumerate(trainer.history):
+        sig = torch.ones_like(err, dtype=torch.bool) if best is None else (best - err) > trainer.improvement * best.abs()
+        best = err if best is None else torch.minimum(best, err)
+        stale = 0 if sig.any() else stale + 1
+        if stale >= trainer.patience:
+            return i + 1
+    return len(trainer.history)
+
+
 @pytest.mark.parametrize("lr", [3e-3, 0.3])
 def test_retrain_never_returns_a_worse_heldout_error_than_before_it(lr):
     """A retrain on more data (rows appended, from a wider distribution, so the normalisers move) must
@@ -164,6 +177,7 @@ def test_retrain_never_returns_a_worse_heldout_error_than_before_it(lr):
         after = _member_heldout_error(model, *data, trainer.holdout_ratio)
         assert torch.all(after <= before * (1 + 1e-4) + 1e-7), (before, after)
         torch.testing.assert_close(trainer.prefit_error, before, rtol=1e-4, atol=1e-7)  # renormalisation is exact
+        assert len(trainer.history) == _expected_epochs(trainer)  # patience follows the fit's own progress
         if lr == 0.3:  # the diverging retrain keeps the previous weights
             assert info["train/model_kept_prefit"] == model.members
         else:  # a sane retrain improves on the new data

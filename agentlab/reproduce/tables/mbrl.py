@@ -32,12 +32,12 @@ BUDGETS: dict[str, dict[str, Any]] = {
                         "grid_eval": 100},
               "expert_episodes": 2},
     "small": {"preset": "small",
-              # amendment 2 (results/mbrl/README.md): Pendulum and InvertedPendulum rerun with the retrain guard
-              # ("v": 3); InvertedPendulum plans over 10 steps with the LQR terminal value and ends with one
+              # amendments 2-3 (results/mbrl/README.md): Pendulum and InvertedPendulum rerun with the retrain guard
+              # ("v": 4); InvertedPendulum plans over 10 steps with the LQR terminal value and ends with one
               # evaluation episode of the final model (the issue's `agentlab train ... --steps 1000` measure)
               "tasks": {CARTPOLE: {"episodes": 8, "config": {}},
-                        PENDULUM: {"episodes": 4, "config": {}, "v": 3},
-                        INVERTED: {"steps": 1000, "config": {"horizon": 10}, "v": 3, "eval": True}},
+                        PENDULUM: {"episodes": 4, "config": {}, "v": 4},
+                        INVERTED: {"steps": 1000, "config": {"horizon": 10}, "v": 4, "eval": True}},
               "ess": [],
               "fixed": {"task": CARTPOLE, "source": "grid", "sizes": [250, 500, 1000, 2000], "seeds": 2,
                         "min_steps": 1500, "grid_eval": 2000,
