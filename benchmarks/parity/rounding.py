@@ -161,6 +161,10 @@ def analyse_case(name: str, c32: dict, c64: dict, cfg: dict, optimizer_check: bo
         replay[f"adam64_on_{side}32_grads_vs_{side}32"] = max(
             relmax(r[n], u[f"param_{side}"][n], float(np.max(np.abs(u[f"param_{side}"][n]))))
             for r, u in zip(rp, ups32) for n in r)
+    # control: the same replay without optax's float32 bias corrections does not reproduce JAX's parameters
+    rp = adam_replay(c32["init"], [u["grad_ref"] for u in ups32], lr, clip)
+    control = max(relmax(r[n], u["param_ref"][n], float(np.max(np.abs(u["param_ref"][n]))))
+                  for r, u in zip(rp, ups32) for n in r)
     truth_rp = adam_replay(c64["init"], [u["grad_ref"] for u in ups64], lr, clip)
     replay["adam64_on_truth_grads_vs_truth"] = max(
         relmax(r[n], u["param_ref"][n], float(np.max(np.abs(u["param_ref"][n])))) for r, u in zip(truth_rp, ups64)
@@ -190,7 +194,7 @@ def analyse_case(name: str, c32: dict, c64: dict, cfg: dict, optimizer_check: bo
                 "grad_over_tensor_max": [float(abs(g64[(t, *idx)]) / gmax[t]) for t in range(len(ups64))],
                 "adam_input_over_eps": [float(abs(g64[(t, *idx)]) * scales[t] / EPS) for t in range(len(ups64))]})
     excess.sort(key=lambda e: -e["ours32_vs_jax32"])
-    out = {"case": name, "lr": lr, "grad_clip": clip, "params_per_update": params, "grads_vs_truth": grads,
+    out = {"case": name, "lr": lr, "control_adam64_exact_bias_correction_on_ref32_grads_vs_ref32": control, "grad_clip": clip, "params_per_update": params, "grads_vs_truth": grads,
            "adam_replay": replay,
            "n_excess_elements": len(excess),
            "n_trainable_elements": int(sum(np.size(c32["init"][n]) for n in trainable)),
