@@ -42,7 +42,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
               "fixed": {"task": CARTPOLE, "source": "grid", "sizes": [250, 500, 1000, 2000], "seeds": 2,
                         "min_steps": 1500, "grid_eval": 2000,
                         # the other two data sources of the paper's test (amendment 2, results/mbrl/README.md)
-                        "extra_sources": {"random": [250, 500, 1000], "mixture": [250, 500, 1000]}},
+                        "extra_sources": {"random": [250, 500], "mixture": [250, 500]}},
               "expert_episodes": 3},
     "full": {"preset": None,
              "tasks": {CARTPOLE: {"episodes": 25, "config": {"horizon": 25}},
