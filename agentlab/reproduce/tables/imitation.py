@@ -38,6 +38,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from agentlab.errors import UserError
 from agentlab.reproduce import RunSpec, TableSpec
 
 TASKS = {
@@ -287,7 +288,7 @@ def run_cells(task: str, num_demos: int, seed: int, algos: list[str] | None = No
     todo = [s for s in specs(budget, seed + 1) if s.task == task and s.seed == seed
             and s.params["num_demos"] == num_demos and (not algos or s.algo in algos)]
     if not todo:
-        raise ValueError(f"no cell of the {budget} table has task {task}, {num_demos} demos, seed {seed}")
+        raise UserError(f"no cell of the {budget} table has task {task}, {num_demos} demos, seed {seed}")
     done = []
     for spec in todo:
         if store.has(spec):
@@ -310,7 +311,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--algo", action="append", choices=ALGOS, help="only these columns (repeatable)")
     ap.add_argument("--budget", default="small")
     a = ap.parse_args(argv)
-    run_cells(a.task, a.num_demos, a.seed, a.algo, a.budget)
+    try:
+        run_cells(a.task, a.num_demos, a.seed, a.algo, a.budget)
+    except UserError as e:  # a wrong task / demo count / seed: one line, exit 2
+        ap.exit(e.exit_code, f"error: {e}\n")
 
 
 TABLE = TableSpec(name="imitation", description=__doc__.splitlines()[0], specs=specs,
