@@ -85,8 +85,9 @@ _ONEDNN_FUSION = not os.environ.get("AGENTLAB_NO_ONEDNN_FUSION") and _mkldnn_lin
 
 
 def _fusable(h: torch.Tensor) -> bool:
-    return (_ONEDNN_FUSION and h.device.type == "cpu" and h.dtype == torch.float32
-            and not (torch.is_grad_enabled() and h.requires_grad))
+    # Not under torch.compile: dynamo cannot trace the mkldnn op, and inductor fuses linear + GELU itself.
+    return (_ONEDNN_FUSION and not torch.compiler.is_compiling() and h.device.type == "cpu"
+            and h.dtype == torch.float32 and not (torch.is_grad_enabled() and h.requires_grad))
 
 
 def glorot_init_(module: nn.Module) -> nn.Module:
