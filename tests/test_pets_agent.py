@@ -246,3 +246,13 @@ def test_sequence_returns_adds_the_terminal_value_to_living_particles():
     dead = sequence_returns(step, lambda o, a, n: torch.ones(len(o)), lambda n: n[:, 0] > 2, torch.zeros(1), acts, 2,
                             terminal_fn=lambda x: -x[:, 0])
     torch.testing.assert_close(dead, torch.full((3,), 3.0))  # terminated at step 3: no terminal value
+
+
+
+def test_lqr_terminal_value_is_recomputed_only_when_the_model_changes():
+    """The terminal-value cache follows the model's weight version (fit / renormalise / load)."""
+    agent = PETSRunner(smoke_cfg(terminal_value="task"), "InvertedPendulum-v5", seed=0).agent
+    first = agent._terminal()
+    assert first is not None and agent._terminal() is first
+    agent.model.load_state_dict(agent.model.state_dict())
+    assert agent._terminal() is not first

@@ -152,8 +152,7 @@ class PETSAgent(Agent):
         """The LQR terminal value of the *current* model (recomputed whenever the weights changed)."""
         if self._lqr is None:
             return None
-        first = self.model.net.net[0].weight
-        key = (tuple(self.model.elites.tolist()), float(first.detach().sum()), float(first.detach().abs().sum()))
+        key = (self.model.version, tuple(self.model.elites.tolist()))
         if key != self._terminal_key:
             from agentlab.models.lqr import lqr_terminal
 

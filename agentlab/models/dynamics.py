@@ -75,6 +75,13 @@ class GaussianEnsemble(nn.Module):
             self.register_buffer("max_logvar", hi)
             self.register_buffer("min_logvar", lo)
         self.register_buffer("elites", torch.arange(num_elites))
+        # bumped whenever the weights change (fit, renormalise, load): caches of quantities derived
+        # from the weights (the LQR terminal value) compare versions instead of hashing tensors
+        self.version = 0
+
+    def load_state_dict(self, *args: Any, **kwargs: Any):
+        self.version += 1
+        return super().load_state_dict(*args, **kwargs)
 
     # -- normalisation ---------------------------------------------------------------------------
     def fit_normalizers(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
@@ -113,6 +120,7 @@ class GaussianEnsemble(nn.Module):
         last.weight[..., :D] *= r_out
         last.bias[..., :D] = last.bias[..., :D] * r_out + c_out
         last.bias[..., D:] += 2 * torch.log(r_out)
+        self.version += 1
 
     # -- forward ---------------------------------------------------------------------------------
     def _bound(self, logvar: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
@@ -423,6 +431,7 @@ class EnsembleTrainer:
         else:
             score = torch.full((N,), float("nan"))
         elites = model.elites
+        model.version += 1
         extra = {}
         if self.prefit_error is not None:
             extra = {"train/model_prefit_mse": float(self.prefit_error[elites].mean()),
