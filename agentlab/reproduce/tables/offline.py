@@ -109,10 +109,10 @@ BUDGETS: dict[str, dict[str, Any]] = {
                   preset="smoke", overrides=[]),
     # the 2-core box, one core per run (2x256 update rates measured here: BC-flow ~250/s, FQL ~30/s,
     # DeFlow ~26/s, FiDec ~11/s): FQL's default cube-single task only, 2x256 networks (actor/flow and each
-    # of the 2 critics), batch 256, 15,000 gradient steps, evaluations at 5k/10k/15k on 20 episodes each,
-    # score = their mean (60 episodes per run); ~150 slot-minutes for 4 methods x 3 seeds. v1 of this
+    # of the 2 critics), batch 256, 20,000 gradient steps, evaluations every 5k on 20 episodes each,
+    # score = mean of the last three (10k/15k/20k, 60 episodes per run); ~190 slot-minutes for 4 x 3 runs. v1 of this
     # budget (3000 steps, cube-single + pointmaze-medium, 10 episodes) is kept in results/offline/small_v1.
-    "small": dict(tasks=SMALL_TASKS, steps=15_000, eval_every=5000, eval_episodes=20, preset=None,
+    "small": dict(tasks=SMALL_TASKS, steps=20_000, eval_every=5000, eval_episodes=20, preset=None,
                   overrides=["hidden=[256,256]", "critic_hidden=[256,256]"]),
     "full": dict(tasks=FULL_TASKS, steps=1_000_000, eval_every=100_000, eval_episodes=50, preset=None, overrides=[]),
 }
