@@ -194,7 +194,7 @@ def test_table_rules_follow_the_references():
     assert "alpha=10" in rules("pointmaze-medium-navigate-singletask-task1-v0", "fql")
     assert "q_agg=min" in rules("antmaze-large-navigate-singletask-task1-v0", "fql")
     fidec = rules("puzzle-3x3-play-singletask-task4-v0", "fidec")
-    assert {"target_divergence=0.005", "normalize_q_loss=false", "num_fisher_samples=8", "fisher_t=0.9",
+    assert {"target_divergence=0.005", "normalize_q_loss=true", "num_fisher_samples=8", "fisher_t=0.9",
             "fisher_t_width=0.05"} <= set(fidec)
     assert "target_divergence=0.001" in rules("cube-single-play-singletask-task2-v0", "deflow")
     assert rules("cube-single-play-singletask-task2-v0", "flow_bc") == []

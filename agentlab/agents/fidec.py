@@ -37,10 +37,10 @@ Cost: every update integrates the ODE for the batch, the next observations and t
 samples -- all :math:`(K + 2) B` rows in *one* network call per Euler step.
 
 Choosing ``target_divergence`` on a new task (rule, not tuned on evaluation seeds): keep the
-reference's D4RL value 0.001 for every task and, because our generated datasets have reward
-scales unlike the reference benchmarks, normalise the Q term by :math:`\text{sg}(\mathbb E|Q|)`
-(``normalize_q_loss``) in the ``small`` budget of the offline table. The same values are used for
-DeFlow, so the two differ only in the metric.
+reference's D4RL value 0.001 and normalise the Q term by :math:`\text{sg}(\mathbb E|Q|)`
+(``normalize_q_loss``), as FiDec's own OGBench scripts do on every state-based task (per-task
+values: ``agentlab.reproduce.tables.offline.rules``). The same values are used for DeFlow, so the two
+differ only in the metric.
 
 Deviation from the reference JAX code: the diagnostic ``mse`` metric (which costs a fourth ODE
 integration per update in the reference) is not computed. Otherwise the update is the reference's

@@ -14,8 +14,11 @@ Hyper-parameters are the references' own, per task, never tuned here (:func:`rul
   pointmaze, which FQL does not report); ``q_agg=min`` for antmaze-large/giant; ``discount=0.995`` for
   the giant / humanoid / antsoccer mazes; no Q normalisation (``normalize_q_loss`` is off in every
   reference command).
-* FiDec and DeFlow -- FiDec's paper scripts (our research note, ``/work/shared/research/fidec.md``): no Q
-  normalisation, ``t_f ~ U[0.85, 0.90]`` (``fisher_t=0.90, fisher_t_width=0.05``), ``K = 8`` flow samples
+* FiDec and DeFlow -- FiDec's paper scripts (github.com/ARC0127/Fisher-Decorator at 8c90736,
+  ``scripts/ogbench_env_flags.sh`` and ``scripts/run_ogbench_state5_baseline_variant.sh``, which run DeFlow
+  as the base and FiDec as the variant with the same flags): **Q normalisation on** for every state-based
+  OGBench task (``--agent.normalize_q_loss=True``; our research note's "no Q normalisation" was wrong and
+  v1 of ``small`` ran with it off), ``t_f ~ U[0.85, 0.90]`` (``fisher_t=0.90, fisher_t_width=0.05``), ``K = 8`` flow samples
   for the Fisher estimate, ``target_divergence`` 0.001 for cube/scene (and D4RL, humanoidmaze; we use it
   for pointmaze), 0.005 for puzzle, 0.01 for antmaze-large/giant and antsoccer; ``q_agg=min`` and the
   discount where FQL's command uses them (FiDec's scripts follow FQL's per-task settings).
@@ -97,7 +100,7 @@ def rules(task: str, algo: str) -> list[str]:
         budget = 0.01
     else:
         budget = 0.001
-    out = [f"target_divergence={budget}", "normalize_q_loss=false", "fisher_t=0.9", "fisher_t_width=0.05", *common]
+    out = [f"target_divergence={budget}", "normalize_q_loss=true", "fisher_t=0.9", "fisher_t_width=0.05", *common]
     if algo == "fidec":
         out.append("num_fisher_samples=8")
     return out
@@ -126,7 +129,8 @@ def caption(budget: str) -> str:
             f"{b['steps']} gradient steps (batch 256; {size}), evaluated every {b['eval_every']} steps on "
             f"{b['eval_episodes']} episodes. Per-task hyper-parameters are the references' (FQL alpha 300 cube/scene, "
             "1000 puzzle, 10 mazes; FiDec/DeFlow target_divergence 0.001 cube/scene/pointmaze, 0.005 puzzle, "
-            "t_f ~ U[0.85, 0.90], K = 8; no Q normalisation): see agentlab/reproduce/tables/offline.py.")
+            "t_f ~ U[0.85, 0.90], K = 8; Q normalisation on for FiDec/DeFlow, off for FQL): see "
+            "agentlab/reproduce/tables/offline.py.")
 
 
 def specs(budget: str, seeds: int) -> list[RunSpec]:
