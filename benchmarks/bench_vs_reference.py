@@ -6,7 +6,9 @@ which builds ours and the reference (seohongpark/fql ``FQLAgent``, ARC0127/Fishe
 ``FiDecAgent``, their default configs at the given size; ours with the same hyperparameters),
 then alternates timed rounds of ``n`` updates (ours, JAX, JAX, ours, ...) on pre-built batches
 (batch 256, obs 17, act 6). JAX's time includes ``block_until_ready`` on the last update. Reported:
-the median updates/s over the rounds and the ratio ours / JAX.
+the median updates/s over the rounds and the ratio ours / JAX. ``--compile MODE`` adds ours with
+``compile=MODE`` (torch.compile of the loss graph) to the same interleaved rounds (order ours,
+compiled, JAX, then reversed) and reports its rate and ratio too; warm-up (compile) times are recorded.
 
     /work/refvenv/bin/python benchmarks/bench_vs_reference.py --reference-dir /work/refs \\
         --torch-site .venv/lib/python3.11/site-packages --threads 1 2
@@ -65,16 +67,22 @@ def child(args) -> None:
             cfg.actor_hidden_dims = cfg.value_hidden_dims = tuple(hidden)
             agent_cls = mod.FQLAgent if algo == "fql" else mod.FiDecAgent
             ref = [agent_cls.create(0, batches[0]["observations"][:1], batches[0]["actions"][:1], cfg.to_dict())]
-            if algo == "fql":
-                ours = FQLAgent(FQLConfig(hidden=hidden, critic_hidden=hidden, alpha=cfg.alpha), spaces_of(od, ad))
-            else:
-                ours = FiDecAgent(FiDecConfig(hidden=hidden, critic_hidden=hidden, grad_clip=cfg.grad_clip,
-                                              num_fisher_samples=cfg.num_fisher_samples), spaces_of(od, ad))
+            def build(compile_mode="none"):
+                if algo == "fql":
+                    return FQLAgent(FQLConfig(hidden=hidden, critic_hidden=hidden, alpha=cfg.alpha,
+                                              compile=compile_mode), spaces_of(od, ad))
+                return FiDecAgent(FiDecConfig(hidden=hidden, critic_hidden=hidden, grad_clip=cfg.grad_clip,
+                                              num_fisher_samples=cfg.num_fisher_samples, compile=compile_mode),
+                                  spaces_of(od, ad))
 
-            def run_ours(n):
+            agents = {"ours": build()}
+            if args.compile != "none":
+                agents["ours_compiled"] = build(args.compile)
+
+            def run_ours(n, impl="ours"):
                 t0 = time.perf_counter()
                 for i in range(n):
-                    ours.update(tb[i % 4])
+                    agents[impl].update(tb[i % 4])
                 return n / (time.perf_counter() - t0)
 
             def run_ref(n):
@@ -87,16 +95,25 @@ def child(args) -> None:
                 return n / (time.perf_counter() - t0)
 
             n = args.updates if size_name == "2x256" else max(3, args.updates // 6)
-            run_ours(3), run_ref(3)  # warm-up (JIT compile, allocator)
-            rates = {"ours": [], "jax": []}
+            warmup_s = {}
+            for impl in [*agents, "jax"]:  # warm-up (JIT / torch.compile, allocator), timed
+                t0 = time.perf_counter()
+                run_ref(3) if impl == "jax" else run_ours(3, impl)
+                warmup_s[impl] = time.perf_counter() - t0
+            impls = [*agents, "jax"]
+            rates = {k: [] for k in impls}
             for r in range(args.rounds):
-                order = ("ours", "jax") if r % 2 == 0 else ("jax", "ours")
-                for impl in order:
-                    rates[impl].append(run_ours(n) if impl == "ours" else run_ref(n))
+                for impl in (impls if r % 2 == 0 else impls[::-1]):
+                    rates[impl].append(run_ref(n) if impl == "jax" else run_ours(n, impl))
             med = {k: statistics.median(v) for k, v in rates.items()}
             row = {"algo": algo, "size": size_name, "threads": threads, "updates_per_round": n,
                    "rounds": args.rounds, "ours_ups": med["ours"], "jax_ups": med["jax"],
-                   "ratio": med["ours"] / med["jax"], "ours_all": rates["ours"], "jax_all": rates["jax"]}
+                   "ratio": med["ours"] / med["jax"], "ours_all": rates["ours"], "jax_all": rates["jax"],
+                   "warmup_s": warmup_s}
+            if "ours_compiled" in med:
+                row |= {"compile": args.compile, "ours_compiled_ups": med["ours_compiled"],
+                        "ratio_compiled": med["ours_compiled"] / med["jax"],
+                        "ours_compiled_all": rates["ours_compiled"]}
             print(json.dumps(row), flush=True)
             results.append(row)
 
@@ -110,6 +127,8 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", default=["2x256", "4x512"])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--updates", type=int, default=60, help="updates per round at 2x256 (4x512: a sixth)")
+    ap.add_argument("--compile", default="none", metavar="MODE",
+                    help="also time ours with compile=MODE (default, reduce-overhead; none = off)")
     ap.add_argument("--out", default=str(REPO / "results/parity/bench_vs_reference.json"))
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -126,17 +145,19 @@ def main() -> None:
         cores = ",".join(str(c) for c in range(t))
         cmd = ["taskset", "-c", cores, sys.executable, __file__, "--child", "--reference-dir", args.reference_dir,
                "--threads", str(t), "--rounds", str(args.rounds), "--updates", str(args.updates),
-               "--algos", *args.algos, "--sizes", *args.sizes]
+               "--compile", args.compile, "--algos", *args.algos, "--sizes", *args.sizes]
         if args.torch_site:
             cmd += ["--torch-site", args.torch_site]
         out = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"child (threads={t}) failed:\n{out.stderr[-3000:]}")
         rows += [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    print(f"{'algo':6s} {'size':6s} {'thr':>3s} {'ours/s':>8s} {'jax/s':>8s} {'ours/jax':>8s}")
+    comp = args.compile != "none"
+    print(f"{'algo':6s} {'size':6s} {'thr':>3s} {'ours/s':>8s} {'jax/s':>8s} {'ours/jax':>8s}"
+          + (f" {'compiled/s':>10s} {'comp/jax':>8s}" if comp else ""))
     for r in rows:
         print(f"{r['algo']:6s} {r['size']:6s} {r['threads']:3d} {r['ours_ups']:8.1f} {r['jax_ups']:8.1f} "
-              f"{r['ratio']:8.2f}")
+              f"{r['ratio']:8.2f}" + (f" {r['ours_compiled_ups']:10.1f} {r['ratio_compiled']:8.2f}" if comp else ""))
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"command": " ".join(sys.argv), "loadavg_after": load,
