@@ -1,4 +1,5 @@
-"""``compile=default`` on CPU: the compiled loss graph gives the eager update.
+"""``compile=default`` (and, for FQL, ``max-autotune-no-cudagraphs``) on CPU: the compiled loss graph gives the
+eager update.
 
 Regression for the crash where dynamo met oneDNN's fused ``linear + gelu`` op of the no-autograd
 sampler path (``torch.ops.mkldnn._linear_pointwise``): under ``torch.compile`` that path now takes
@@ -67,12 +68,13 @@ def test_onednn_fusion_is_off_under_compile():
     assert seen == [False]
 
 
-@pytest.mark.slow  # ~35 s, mostly the first inductor compilation
-def test_compiled_fql_update_matches_eager_on_cpu():
+@pytest.mark.slow  # ~35 s each, mostly the first inductor compilation
+@pytest.mark.parametrize("mode", ["default", "max-autotune-no-cudagraphs"])
+def test_compiled_fql_update_matches_eager_on_cpu(mode):
     torch._dynamo.reset()
     cfg = FQLConfig(hidden=[32, 32], critic_hidden=[32, 32], batch_size=B)
     eager = run(FQLAgent, cfg, fql_draws)
-    compiled = run(FQLAgent, dataclasses.replace(cfg, compile="default"), fql_draws)
+    compiled = run(FQLAgent, dataclasses.replace(cfg, compile=mode), fql_draws)
     assert_same(eager, compiled)
 
 
