@@ -66,8 +66,8 @@ class FlowActorCriticConfig(AlgoConfig):
     normalize_q_loss: bool = help_field(False, "divide the Q term by sg(mean |Q|)")
     compile: Literal["none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"] = help_field(
         "none", "torch.compile the loss graph (torch.compile's mode names); on a GPU reduce-overhead (CUDA graphs) "
-        "made 4x512 updates ~4x faster; on this CPU default gave 1.3-1.5x and max-autotune-no-cudagraphs (GEMM "
-        "templates with fused epilogues) 1.6x for FQL 2x256, after 30-60 s of compilation (BENCHMARKS.md)")
+        "made 4x512 updates ~4x faster; on this CPU the modes gave 1.3-1.4x for FQL 2x256, after up to ~65 s of "
+        "compilation (BENCHMARKS.md)")
 
 
 def _mkldnn_linear_pointwise_ok() -> bool:
