@@ -1,9 +1,10 @@
-"""Learning-curve parity: the official JAX FQL and agentlab's FQL on the same OGBench dataset.
+"""Learning-curve parity: the official JAX FQL / FiDec and agentlab's on the same OGBench dataset.
 
 Both implementations get the same arrays (``ogbench.make_env_and_datasets(TASK, dataset_path=...)``
 on a local file, actions clipped to +-(1 - 1e-5) as the reference's ``env_utils``), the same
-hyperparameters (the reference's ``agents/fql.py`` config with the sizes and ``alpha`` given
-here), uniform minibatches of 256 drawn by the same numpy generator per seed, and the same
+hyperparameters (the reference's ``agents/fql.py`` or ``agents/fidec.py`` config with the sizes,
+``alpha`` and ``--set`` overrides given here; ours is built from that same config dict, as in
+``parity.py``), uniform minibatches of 256 drawn by the same numpy generator per seed, and the same
 evaluation: ``--eval-episodes`` episodes of the single-task env, success = ``info['success']`` at
 the episode end, the one-step policy's sampled action clipped to [-1, 1] (the reference's
 ``evaluate``). Logged at each evaluation: success rate and the training ``q_mean`` (mean Q of the
@@ -13,7 +14,11 @@ batch at that update) of both. One interpreter imports both sides (see ``parity.
         --torch-site .venv/lib/python3.11/site-packages --dataset ~/.cache/agentlab/datasets/ogbench/cube-single-play-v0.npz \\
         --task cube-single-play-singletask-task2-v0 --alpha 300 --steps 10000 --seeds 0 1 2
 
-Writes ``results/parity/learning_curves.{json,png}``.
+    # FiDec with the offline table's per-task rule (agentlab/reproduce/tables/offline.py: rules())
+    ... --algo fidec --set target_divergence=0.001 normalize_q_loss=true fisher_t=0.9 \\
+        fisher_t_width=0.05 num_fisher_samples=8 --steps 20000 --eval-every 5000
+
+Writes ``results/parity/learning_curves.{json,png}`` (FQL), ``learning_curves_fidec.*`` (FiDec) or ``--out``.
 """
 
 from __future__ import annotations
@@ -30,10 +35,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 
 
-def evaluate(policy, env, episodes: int, seed: int) -> float:
+def evaluate(policy, env, episodes: int, first_seed: int) -> float:
     successes = []
     for ep in range(episodes):
-        obs, info = env.reset(seed=seed * 1000 + ep)
+        obs, info = env.reset(seed=first_seed + ep)
         done = False
         while not done:
             action = np.clip(np.asarray(policy(obs), dtype=np.float64), -1, 1)
@@ -43,32 +48,57 @@ def evaluate(policy, env, episodes: int, seed: int) -> float:
     return 100.0 * float(np.mean(successes))
 
 
+REFERENCE = {"fql": ("fql", "agents.fql", "FQLAgent"), "fidec": ("Fisher-Decorator", "agents.fidec", "FiDecAgent")}
+
+
+def first_eval_seed(args, seed: int) -> int:
+    """Reset seed of evaluation episode 0 (episode i: + i); ``agentlab``: the seeds ``agentlab train`` uses,
+    so a reference run is evaluated on the same start states as an agentlab table run of that seed."""
+    if args.eval_seeds == "agentlab":
+        from agentlab.seeding import evaluation_seed
+
+        return evaluation_seed(seed)
+    return 1000 * seed
+
+
+def reference_config(ref_mod, args):
+    """The reference's own config with this run's sizes, alpha and ``--set`` overrides."""
+    cfg = ref_mod.get_config()
+    cfg.actor_hidden_dims = cfg.value_hidden_dims = tuple(args.size)
+    if args.alpha is not None:
+        cfg.alpha = args.alpha
+    for item in args.set:
+        key, _, raw = item.partition("=")
+        if key not in cfg:
+            raise SystemExit(f"--set {item}: the reference config has no {key!r}")
+        old = cfg[key]
+        cfg[key] = raw.lower() == "true" if isinstance(old, bool) else type(old)(raw)
+    return cfg
+
+
 def train_one(impl: str, seed: int, data: dict, env, args, ref_mod) -> list[dict]:
     import torch
 
     rng = np.random.default_rng(seed)
     n = data["observations"].shape[0]
     od, ad = data["observations"].shape[1], data["actions"].shape[1]
-    hidden = list(args.size)
+    cfg = reference_config(ref_mod, args)
     curve = []
     if impl == "jax":
         import jax
 
-        cfg = ref_mod.get_config()
-        cfg.actor_hidden_dims = cfg.value_hidden_dims = tuple(hidden)
-        cfg.alpha = args.alpha
-        agent = ref_mod.FQLAgent.create(seed, data["observations"][:1], data["actions"][:1], cfg.to_dict())
+        agent = getattr(ref_mod, REFERENCE[args.algo][2]).create(seed, data["observations"][:1], data["actions"][:1],
+                                                                 cfg.to_dict())
         key = [jax.random.PRNGKey(seed + 12345)]
 
         def policy(obs):
             key[0], k = jax.random.split(key[0])
             return np.asarray(agent.sample_actions(observations=obs, seed=k))
     else:
-        from agentlab.agents.base import spaces_of
-        from agentlab.agents.fql import FQLAgent, FQLConfig
+        from parity import build_ours
 
         torch.manual_seed(seed)
-        agent = FQLAgent(FQLConfig(hidden=hidden, critic_hidden=hidden, alpha=args.alpha), spaces_of(od, ad))
+        agent = build_ours(args.algo, cfg.to_dict(), od, ad)
 
         def policy(obs):
             return agent.act(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
@@ -82,7 +112,7 @@ def train_one(impl: str, seed: int, data: dict, env, args, ref_mod) -> list[dict
             info = agent.update({k: torch.from_numpy(v) for k, v in batch.items()})
         if step % args.eval_every == 0:
             q = float(info["critic/q_mean"] if impl == "jax" else info["train/q_mean"])
-            succ = evaluate(policy, env, args.eval_episodes, seed)
+            succ = evaluate(policy, env, args.eval_episodes, first_eval_seed(args, seed))
             curve.append({"step": step, "success": succ, "q_mean": q, "wall_s": time.time() - t0})
             print(json.dumps({"impl": impl, "seed": seed, **curve[-1]}), flush=True)
     return curve
@@ -94,21 +124,35 @@ def main() -> None:
     ap.add_argument("--torch-site", default=None)
     ap.add_argument("--dataset", type=Path, default=None, help="local OGBench .npz (the -val file beside it)")
     ap.add_argument("--task", default="cube-single-play-singletask-task2-v0")
-    ap.add_argument("--alpha", type=float, default=300.0, help="FQL alpha (reference README: cube-single 300)")
+    ap.add_argument("--algo", choices=sorted(REFERENCE), default="fql")
+    ap.add_argument("--alpha", type=float, default=None,
+                    help="alpha (FQL: the BC weight, reference README cube-single 300; FiDec: the Lagrange "
+                         "multiplier's initial value); default: the reference config's")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="further overrides of the reference config (both sides)")
     ap.add_argument("--size", type=int, nargs="+", default=[256, 256])
     ap.add_argument("--steps", type=int, default=10000)
     ap.add_argument("--eval-every", type=int, default=2500)
     ap.add_argument("--eval-episodes", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--eval-seeds", choices=["harness", "agentlab"], default="harness",
+                    help="reset seeds of the evaluation episodes: 1000 seed + i (harness) or agentlab's "
+                         "evaluation_seed(seed) + i (the start states of `agentlab train` runs)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--impls", nargs="+", choices=["jax", "ours"], default=["jax", "ours"])
     ap.add_argument("--run-dir", type=Path, default=None,
                     help="one JSON per (impl, seed) run; finished runs are skipped (resumable), and --out "
                          "is assembled from every run file there")
     ap.add_argument("--merge", action="store_true", help="only assemble --out (and the plot) from --run-dir")
-    ap.add_argument("--out", type=Path, default=REPO / "results/parity/learning_curves.json")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="default results/parity/learning_curves.json (fql), learning_curves_ALGO.json otherwise")
     args = ap.parse_args()
-    meta = {"task": args.task, "dataset": str(args.dataset), "alpha": args.alpha, "size": args.size,
+    if args.out is None:
+        args.out = REPO / "results/parity" / ("learning_curves.json" if args.algo == "fql"
+                                              else f"learning_curves_{args.algo}.json")
+    if args.algo == "fql" and args.alpha is None:
+        args.alpha = 300.0  # the value the committed FQL runs used (reference README, cube-single)
+    meta = {"algo": args.algo, "set": sorted(args.set), "eval_seeds": args.eval_seeds, "task": args.task, "dataset": str(args.dataset), "alpha": args.alpha, "size": args.size,
             "steps": args.steps, "eval_every": args.eval_every, "eval_episodes": args.eval_episodes,
             "batch_size": args.batch_size}
     runs = []
@@ -118,7 +162,8 @@ def main() -> None:
         runs = []
         for f in sorted(args.run_dir.glob("*_s*.json")):
             r = json.loads(f.read_text())
-            if all(r["config"].get(k) == v for k, v in meta.items() if k != "dataset"):
+            config = {"algo": "fql", "set": [], "eval_seeds": "harness", **r["config"]}  # run files from before --algo were FQL
+            if all(config.get(k) == v for k, v in meta.items() if k != "dataset"):
                 runs.append(r)
     seeds = sorted({r["seed"] for r in runs})
     out = {"command": " ".join(sys.argv), **meta, "seeds": seeds,
@@ -142,7 +187,8 @@ def train_all(args, meta) -> list[dict]:
     from parity import load_reference
 
     torch.set_num_threads(1)
-    ref_mod = load_reference(args.reference_dir / "fql", "agents.fql")
+    repo, module, _ = REFERENCE[args.algo]
+    ref_mod = load_reference(args.reference_dir / repo, module)
     env, train, _ = ogbench.make_env_and_datasets(args.task, dataset_path=str(args.dataset.expanduser()))
     data = {"observations": train["observations"].astype(np.float32),
             "actions": np.clip(train["actions"], -1 + 1e-5, 1 - 1e-5).astype(np.float32),
@@ -152,7 +198,8 @@ def train_all(args, meta) -> list[dict]:
     runs = []
     for seed in args.seeds:
         for impl in args.impls if seed % 2 == 0 else args.impls[::-1]:
-            path = args.run_dir / f"{impl}_s{seed}.json" if args.run_dir is not None else None
+            stem = f"{impl}_s{seed}" if args.algo == "fql" else f"{args.algo}_{impl}_s{seed}"
+            path = args.run_dir / f"{stem}.json" if args.run_dir is not None else None
             if path is not None and path.exists():
                 print(f"{path} exists: skipped", flush=True)
                 continue
@@ -181,12 +228,13 @@ def plot(out: dict, path: Path) -> None:
         for ax, key in zip(axes, ("success", "q_mean")):
             vals = np.array([[c[key] for c in cur] for cur in curves])
             m, s = vals.mean(0), vals.std(0)
-            ax.plot(steps, m, color=color, label=f"{'official JAX' if impl == 'jax' else 'agentlab'} FQL")
+            name = {"fql": "FQL", "fidec": "FiDec"}[out.get("algo", "fql")]
+            ax.plot(steps, m, color=color, label=f"{'official JAX' if impl == 'jax' else 'agentlab'} {name}")
             ax.fill_between(steps, m - s, m + s, color=color, alpha=0.2)
             ax.set_xlabel("gradient steps")
             ax.set_ylabel("success rate (%)" if key == "success" else "q_mean (batch)")
     axes[0].legend()
-    fig.suptitle(f"{out['task']}, FQL {'x'.join(map(str, out['size']))}, alpha {out['alpha']}, "
+    fig.suptitle(f"{out['task']}, {out.get('algo', 'fql')} {'x'.join(map(str, out['size']))}, alpha {out['alpha']}, "
                  f"{len(out['seeds'])} seeds (mean +- std), {out['eval_episodes']} episodes per evaluation")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
