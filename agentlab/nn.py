@@ -55,6 +55,23 @@ class GELUTanh(nn.Module):
         return u.mul_(x).sigmoid_().mul_(x)
 
 
+def affine(bias: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``bias + x @ weight``: ``addmm`` for 2-D ``x``, ``baddbmm`` (one matmul per member) for 3-D.
+
+    Under ``torch.compile`` the 2-D case is the product, then the bias *subtracted* as ``-bias``
+    (bit-identical: negation is exact): inductor rewrites ``mm + bias`` back into ``addmm`` on CPU,
+    whose first step copies the broadcast bias into the output (one more pass over ``[N, out]``, ~10%
+    of a FiDec update at 2x256); as a subtraction the bias joins the next pointwise kernel
+    (activation, LayerNorm) instead. The 3-D case stays ``baddbmm``: inductor's C++ bmm template
+    (max-autotune) fails on that epilogue, and the ensemble's rows are few.
+    """
+    if x.dim() == 3:
+        return torch.baddbmm(bias, x, weight)
+    if torch.compiler.is_compiling():
+        return torch.mm(x, weight) - bias.neg()
+    return torch.addmm(bias, x, weight)
+
+
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU,
     "gelu_tanh": GELUTanh,
@@ -111,7 +128,7 @@ class EnsembleLinear(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+        return affine(self.bias, x, self.weight)
 
 
 class EnsembleLayerNorm(nn.Module):

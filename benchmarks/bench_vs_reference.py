@@ -1,7 +1,7 @@
 """Update speed of agentlab's FQL / FiDec against the official JAX agents, on CPU.
 
 One command measures every cell: for each thread setting it starts one child process (pinned with
-``taskset``; 1 thread = core 0 only, XLA's and torch's intra-op pools set to 1; 2 threads = cores 0-1),
+``taskset``; 1 thread = core 0 only (``--first-core``), XLA's and torch's intra-op pools set to 1; 2 threads = cores 0-1),
 which builds ours and the reference (seohongpark/fql ``FQLAgent``, ARC0127/Fisher-Decorator
 ``FiDecAgent``, their default configs at the given size; ours with the same hyperparameters),
 then alternates timed rounds of ``n`` updates (ours, JAX, JAX, ours, ...) on pre-built batches
@@ -128,6 +128,8 @@ def main() -> None:
     ap.add_argument("--compile", default="none",
                     choices=["none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"],
                     help="also time ours with compile=MODE (none = off)")
+    ap.add_argument("--first-core", type=int, default=0,
+                    help="pin t threads to cores first..first+t-1 (to probe on one free core while the other is busy)")
     ap.add_argument("--out", default=str(REPO / "results/parity/bench_vs_reference.json"))
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -141,7 +143,7 @@ def main() -> None:
             env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         else:
             env.pop("XLA_FLAGS", None)
-        cores = ",".join(str(c) for c in range(t))
+        cores = ",".join(str(args.first_core + c) for c in range(t))
         cmd = ["taskset", "-c", cores, sys.executable, __file__, "--child", "--reference-dir", args.reference_dir,
                "--threads", str(t), "--rounds", str(args.rounds), "--updates", str(args.updates),
                "--compile", args.compile, "--algos", *args.algos, "--sizes", *args.sizes]

@@ -38,7 +38,8 @@ from torch.nn import functional as F
 
 from agentlab.agents.base import Agent
 from agentlab.config import AlgoConfig, help_field
-from agentlab.nn import ACTIVATIONS, MLP, EnsembleLayerNorm, EnsembleLinear, EnsembleMLP, GELUTanh, polyak_update
+from agentlab.nn import (ACTIVATIONS, MLP, EnsembleLayerNorm, EnsembleLinear, EnsembleMLP, GELUTanh, affine,
+                         polyak_update)
 
 #: actions used as flow targets are clipped to this magnitude (the reference clips to 1 - 1e-5)
 ACTION_CLIP = 1.0 - 1e-5
@@ -127,12 +128,16 @@ class ConditionedMLP(nn.Module):
 
     def forward(self, obs: torch.Tensor, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         parts = [obs, x] if not self.time_input else [obs, x, t]
-        return self.net(torch.cat(parts, -1))
+        h = torch.cat(parts, -1)
+        for layer in self.linears[:-1]:
+            h = self.act_fn(affine(layer.bias, h, layer.weight.t()))
+        last = self.linears[-1]
+        return affine(last.bias, h, last.weight.t())
 
     def obs_features(self, obs: torch.Tensor) -> torch.Tensor:
         """``obs @ W_obs^T + b`` of the first layer (constant along an ODE trajectory)."""
         first = self.linears[0]
-        return torch.addmm(first.bias, obs, first.weight[:, : self.obs_dim].t())
+        return affine(first.bias, obs, first.weight[:, : self.obs_dim].t())
 
     def forward_from_features(self, h_obs: torch.Tensor, x: torch.Tensor,
                               t: float | torch.Tensor | None = None) -> torch.Tensor:
@@ -143,9 +148,9 @@ class ConditionedMLP(nn.Module):
             # afterwards: a column view of w (stride = input width) makes torch.compile's CPU kernel
             # for the whole fused activation scalar code (measured ~4x slower than vectorised)
             t_col = t if isinstance(t, torch.Tensor) else x.new_full((x.shape[0], 1), float(t or 0.0))
-            h = torch.addmm(h_obs, torch.cat([x, t_col], -1), w[:, self.obs_dim:].t())
+            h = affine(h_obs, torch.cat([x, t_col], -1), w[:, self.obs_dim:].t())
         else:
-            h = torch.addmm(h_obs, x, w[:, self.obs_dim: self.obs_dim + self.x_dim].t())
+            h = affine(h_obs, x, w[:, self.obs_dim: self.obs_dim + self.x_dim].t())
         if _fusable(h) and isinstance(self.act_fn, GELUTanh):
             # no autograd, CPU float32: hidden layers as oneDNN's fused linear + tanh-GELU (one pass)
             a = self.act_fn(h)
@@ -154,7 +159,7 @@ class ConditionedMLP(nn.Module):
             last = self.linears[-1]
             return torch.addmm(last.bias, a, last.weight.t())
         for layer in self.linears[1:]:
-            h = torch.addmm(layer.bias, self.act_fn(h), layer.weight.t())
+            h = affine(layer.bias, self.act_fn(h), layer.weight.t())
         return h
 
 
@@ -235,7 +240,7 @@ class EnsembleCritic(nn.Module):
         x = x.unsqueeze(0).expand(self.n, *x.shape)
         for m in self.net.net:
             if isinstance(m, EnsembleLinear):
-                x = torch.baddbmm(m.bias.detach(), x, m.weight.detach())
+                x = affine(m.bias.detach(), x, m.weight.detach())
             elif isinstance(m, EnsembleLayerNorm):
                 x = torch.addcmul(m.bias.detach(), F.layer_norm(x, x.shape[-1:], eps=m.eps), m.weight.detach())
             else:

@@ -74,35 +74,71 @@ def agree(a, b) -> bool:
     return bool(abs(a.mean() - b.mean()) <= 2 * se)
 
 
-def curves_table(path: Path) -> None:
+def _table_runs(algo: str, task: str) -> list[dict]:
+    """The committed ``agentlab reproduce offline --budget small`` runs of ``algo`` on ``task``, as
+    harness-style runs (success only: their q_mean is in the uncommitted runs/ metrics)."""
+    runs = []
+    for f in sorted((HERE.parent / "offline" / "small" / "runs").glob(f"{algo}__{task}__s*__small__*.json")):
+        d = json.loads(f.read_text())
+        runs.append({"impl": "table", "seed": d["spec"]["seed"],
+                     "curve": [{"step": s, "success": v} for s, v in d["result"]["curve"]]})
+    return runs
+
+
+def curves_table(path: Path, with_table_runs: bool = False) -> None:
+    """Success and q_mean per evaluation step, JAX vs ours (and, with ``with_table_runs``, the offline
+    table's own runs as a second agentlab sample), each cell ``mean +- std (per seed)``; ``agree``
+    compares every agentlab sample with JAX by :func:`agree`. Last row: the score (mean of the last
+    three evaluations), as the offline table reports it."""
     if not path.exists():
         return
     d = json.loads(path.read_text())
     print(f"\n{path.name}: {d['task']}, {d['steps']} steps, seeds {d['seeds']}, {d['eval_episodes']} episodes\n")
     runs = {impl: [r for r in d["runs"] if r["impl"] == impl] for impl in ("jax", "ours")}
+    if with_table_runs:
+        runs["table"] = _table_runs(d.get("algo", "fql"), d["task"])
     if not runs["jax"] or not runs["ours"]:
         for impl, rs in runs.items():
             for r in rs:
-                print(impl, r["seed"], [(c["step"], c["success"], round(c["q_mean"], 2)) for c in r["curve"]])
+                print(impl, r["seed"], [(c["step"], c["success"], round(c.get("q_mean", np.nan), 2)) for c in r["curve"]])
         return
-    print("| step | success % JAX (per seed) | success % ours | agree | q_mean JAX | q_mean ours | agree |")
-    print("|---|---|---|---|---|---|---|")
-    n_agree = {"success": 0, "q_mean": 0}
-    for i, point in enumerate(runs["jax"][0]["curve"]):
-        cells = [str(point["step"])]
-        for key in ("success", "q_mean"):
-            vals = {impl: [r["curve"][i][key] for r in rs] for impl, rs in runs.items()}
-            ok = agree(vals["jax"], vals["ours"])
-            n_agree[key] += ok
-            fmt = "{:.0f}" if key == "success" else "{:.2f}"
-            for impl in ("jax", "ours"):
-                v = np.asarray(vals[impl])
-                cells.append(f"{fmt.format(v.mean())} +- {fmt.format(v.std(ddof=1))} "
-                             f"({', '.join(fmt.format(x) for x in v)})")
-            cells.append("yes" if ok else "**no**")
-        print("| " + " | ".join(cells) + " |")
+    ours = [impl for impl in runs if impl != "jax" and runs[impl]]
+    names = {"jax": "JAX", "ours": "ours (harness)" if with_table_runs else "ours", "table": "ours (table runs)"}
+    fmt = {"success": "{:.0f}", "q_mean": "{:.2f}"}
+
+    def cell(key: str, vals: list[float]) -> str:
+        v, f = np.asarray(vals, float), fmt[key]
+        return f"{f.format(v.mean())} +- {f.format(v.std(ddof=1))} ({', '.join(f.format(x) for x in v)})"
+
+    def row(label: str, key: str, vals: dict[str, list[float]], counts: dict[str, int] | None) -> str:
+        cells = [label, cell(key, vals["jax"])]
+        for impl in ours:
+            if impl not in vals:
+                cells += ["-", "-"]
+                continue
+            ok = agree(vals["jax"], vals[impl])
+            if counts is not None:
+                counts[impl] += ok
+            cells += [cell(key, vals[impl]), "yes" if ok else "**no**"]
+        return "| " + " | ".join(cells) + " |"
+
     n = len(runs["jax"][0]["curve"])
-    print(f"\nagreeing evaluation steps: success {n_agree['success']}/{n}, q_mean {n_agree['q_mean']}/{n}")
+    head = " | ".join(f"{names[i]} | agree" for i in ours)
+    for key in ("success", "q_mean"):
+        unit = "success %" if key == "success" else "q_mean"
+        print(f"| step | {unit} {names['jax']} | {head} |")
+        print("|---" * (2 + 2 * len(ours)) + "|")
+        counts = dict.fromkeys(ours, 0)
+        for i in range(n):
+            vals = {impl: [r["curve"][i][key] for r in rs] for impl, rs in runs.items()
+                    if rs and key in rs[0]["curve"][i]}
+            print(row(str(runs["jax"][0]["curve"][i]["step"]), key, vals, counts))
+        if key == "success":
+            scores = {impl: [float(np.mean([c["success"] for c in r["curve"][-3:]])) for r in rs]
+                      for impl, rs in runs.items() if rs}
+            print(row("score (mean of last 3)", key, scores, None))
+        print("\nagreeing evaluation steps with JAX: "
+              + ", ".join(f"{names[i]} {counts[i]}/{n}" for i in ours if i in vals) + "\n")
 
 
 if __name__ == "__main__":
@@ -112,3 +148,4 @@ if __name__ == "__main__":
     bench_table(HERE / "bench_vs_reference.json")
     curves_table(HERE / "learning_curves_dev.json")
     curves_table(HERE / "learning_curves.json")
+    curves_table(HERE / "learning_curves_fidec.json", with_table_runs=True)
