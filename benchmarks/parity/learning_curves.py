@@ -83,7 +83,7 @@ def train_one(impl: str, seed: int, data: dict, env, args, ref_mod) -> list[dict
     n = data["observations"].shape[0]
     od, ad = data["observations"].shape[1], data["actions"].shape[1]
     cfg = reference_config(ref_mod, args)
-    curve = []
+    curve, train_log = [], []
     if impl == "jax":
         import jax
 
@@ -102,6 +102,10 @@ def train_one(impl: str, seed: int, data: dict, env, args, ref_mod) -> list[dict
 
         def policy(obs):
             return agent.act(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+    from parity import LOSS_KEYS_FIDEC, LOSS_KEYS_FQL
+
+    keys = LOSS_KEYS_FQL if args.algo == "fql" else LOSS_KEYS_FIDEC  # ours' name -> the reference's
+    sums = dict.fromkeys(keys, 0.0)
     t0 = time.time()
     for step in range(1, args.steps + 1):
         idx = rng.integers(0, n, args.batch_size)
@@ -110,12 +114,21 @@ def train_one(impl: str, seed: int, data: dict, env, args, ref_mod) -> list[dict
             agent, info = agent.update(batch)
         else:
             info = agent.update({k: torch.from_numpy(v) for k, v in batch.items()})
+        if args.log_every:
+            for k in keys:
+                sums[k] += float(info[keys[k]] if impl == "jax" else info[k])
+            if step % args.log_every == 0:
+                log = {"step": step, **{k.removeprefix("train/"): v / args.log_every for k, v in sums.items()}}
+                sums = dict.fromkeys(keys, 0.0)
+                train_log.append(log)
+                print(json.dumps({"impl": impl, "seed": seed, **log}), flush=True)
         if step % args.eval_every == 0:
             q = float(info["critic/q_mean"] if impl == "jax" else info["train/q_mean"])
-            succ = evaluate(policy, env, args.eval_episodes, first_eval_seed(args, seed))
+            succ = (evaluate(policy, env, args.eval_episodes, first_eval_seed(args, seed))
+                    if args.eval_episodes else float("nan"))
             curve.append({"step": step, "success": succ, "q_mean": q, "wall_s": time.time() - t0})
             print(json.dumps({"impl": impl, "seed": seed, **curve[-1]}), flush=True)
-    return curve
+    return curve, train_log
 
 
 def main() -> None:
@@ -135,6 +148,9 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=2500)
     ap.add_argument("--eval-episodes", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--log-every", type=int, default=0,
+                    help="also record the mean of every shared training diagnostic (q_mean, losses, alpha, ...) "
+                         "over each block of N updates (run JSON key train_log); 0 = off")
     ap.add_argument("--eval-seeds", choices=["harness", "agentlab"], default="harness",
                     help="reset seeds of the evaluation episodes: 1000 seed + i (harness) or agentlab's "
                          "evaluation_seed(seed) + i (the start states of `agentlab train` runs)")
@@ -155,6 +171,8 @@ def main() -> None:
     meta = {"algo": args.algo, "set": sorted(args.set), "eval_seeds": args.eval_seeds, "task": args.task, "dataset": str(args.dataset), "alpha": args.alpha, "size": args.size,
             "steps": args.steps, "eval_every": args.eval_every, "eval_episodes": args.eval_episodes,
             "batch_size": args.batch_size}
+    if args.log_every:  # a diagnostic run is not a learning-curve run: kept apart by --merge
+        meta["log_every"] = args.log_every
     runs = []
     if not args.merge:
         runs = train_all(args, meta)
@@ -163,15 +181,20 @@ def main() -> None:
         for f in sorted(args.run_dir.glob("*_s*.json")):
             r = json.loads(f.read_text())
             config = {"algo": "fql", "set": [], "eval_seeds": "harness", **r["config"]}  # run files from before --algo were FQL
-            if all(config.get(k) == v for k, v in meta.items() if k != "dataset"):
+            if (all(config.get(k) == v for k, v in meta.items() if k != "dataset")
+                    and config.get("log_every", 0) == args.log_every):
                 runs.append(r)
     seeds = sorted({r["seed"] for r in runs})
     out = {"command": " ".join(sys.argv), **meta, "seeds": seeds,
-           "runs": [{"impl": r["impl"], "seed": r["seed"], "command": r.get("command"), "curve": r["curve"]}
+           "runs": [{"impl": r["impl"], "seed": r["seed"], "command": r.get("command"), "curve": r["curve"],
+                     **({"train_log": r["train_log"]} if "train_log" in r else {})}
                     for r in sorted(runs, key=lambda r: (r["seed"], r["impl"]))]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
-    plot(out, args.out.with_suffix(".png"))
+    if args.log_every:
+        plot_train_log(out, args.out.with_suffix(".png"))
+    else:
+        plot(out, args.out.with_suffix(".png"))
 
 
 def train_all(args, meta) -> list[dict]:
@@ -204,8 +227,11 @@ def train_all(args, meta) -> list[dict]:
                 print(f"{path} exists: skipped", flush=True)
                 continue
             t0 = time.time()
+            curve, train_log = train_one(impl, seed, data, env, args, ref_mod)
             run = {"impl": impl, "seed": seed, "command": " ".join(sys.argv), "config": meta,
-                   "curve": train_one(impl, seed, data, env, args, ref_mod), "wall_s": time.time() - t0}
+                   "curve": curve, "wall_s": time.time() - t0}
+            if args.log_every:
+                run["train_log"] = train_log
             runs.append(run)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -238,6 +264,31 @@ def plot(out: dict, path: Path) -> None:
                  f"{len(out['seeds'])} seeds (mean +- std), {out['eval_episodes']} episodes per evaluation")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def plot_train_log(out: dict, path: Path) -> None:
+    """One panel per training diagnostic: its block means over updates, one line per (impl, seed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in out["runs"][0]["train_log"][0] if k != "step"]
+    cols = 3
+    fig, axes = plt.subplots((len(keys) + cols - 1) // cols, cols, figsize=(4 * cols, 3 * ((len(keys) + cols - 1) // cols)))
+    for ax, key in zip(axes.flat, keys):
+        for r in out["runs"]:
+            log = r["train_log"]
+            ax.plot([e["step"] for e in log], [e[key] for e in log], color="tab:blue" if r["impl"] == "jax" else "tab:orange",
+                    ls="-" if r["seed"] % 2 == 0 else "--", label=f"{'official JAX' if r['impl'] == 'jax' else 'agentlab'} s{r['seed']}")
+        ax.set_title(key)
+        ax.set_xlabel("gradient steps")
+    axes.flat[0].legend(fontsize=7)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.suptitle(f"{out['task']}, {out['algo']}: means over blocks of {out['log_every']} updates, same minibatches per seed")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
 
 
 if __name__ == "__main__":
