@@ -141,6 +141,31 @@ def curves_table(path: Path, with_table_runs: bool = False) -> None:
               + ", ".join(f"{names[i]} {counts[i]}/{n}" for i in ours if i in vals) + "\n")
 
 
+def diagnostics_table(path: Path, every: int = 2500) -> None:
+    """Per training diagnostic and block (every ``every`` steps): JAX and ours per seed (block means of
+    ``--log-every`` updates, same minibatches per seed), and the mean over seeds of ours - JAX beside
+    the seed-to-seed spread of each side."""
+    if not path.exists():
+        return
+    d = json.loads(path.read_text())
+    runs = {(r["impl"], r["seed"]): {e["step"]: e for e in r["train_log"]} for r in d["runs"]}
+    seeds = sorted({s for _, s in runs})
+    if not all((i, s) in runs for i in ("jax", "ours") for s in seeds):
+        return
+    keys = [k for k in next(iter(runs[("jax", seeds[0])].values())) if k != "step"]
+    steps = [s for s in sorted(runs[("jax", seeds[0])]) if s % every == 0]
+    print(f"\n{path.name}: {d['task']}, {d['algo']}, block means of {d['log_every']} updates, seeds {seeds}\n")
+    head = " | ".join(f"JAX s{s} | ours s{s}" for s in seeds)
+    print(f"| diagnostic | step | {head} | mean(ours - JAX) | spread between seeds JAX / ours |")
+    print("|---|---|" + "---|" * (2 * len(seeds) + 2))
+    for k in keys:
+        for st in steps:
+            j = [runs[("jax", s)][st][k] for s in seeds]
+            o = [runs[("ours", s)][st][k] for s in seeds]
+            cells = " | ".join(f"{a:.4g} | {b:.4g}" for a, b in zip(j, o))
+            print(f"| {k} | {st} | {cells} | {np.mean(np.subtract(o, j)):+.3g} | {np.ptp(j):.3g} / {np.ptp(o):.3g} |")
+
+
 if __name__ == "__main__":
     parity_table(HERE / "parity.json")
     parity_table(HERE / "parity_float64.json")
@@ -149,3 +174,4 @@ if __name__ == "__main__":
     curves_table(HERE / "learning_curves_dev.json")
     curves_table(HERE / "learning_curves.json")
     curves_table(HERE / "learning_curves_fidec.json", with_table_runs=True)
+    diagnostics_table(HERE / "train_diagnostics_fidec.json")
