@@ -59,7 +59,8 @@ def affine(bias: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.T
     """``bias + x @ weight``: ``addmm`` for 2-D ``x``, ``baddbmm`` (one matmul per member) for 3-D.
 
     Under ``torch.compile`` the 2-D case is the product, then the bias *subtracted* as ``-bias``
-    (bit-identical: negation is exact): inductor rewrites ``mm + bias`` back into ``addmm`` on CPU,
+    (``p - (-b)`` equals ``p + b`` exactly; against eager ``addmm`` only float32 summation order
+    differs): inductor rewrites ``mm + bias`` back into ``addmm`` on CPU,
     whose first step copies the broadcast bias into the output (one more pass over ``[N, out]``, ~10%
     of a FiDec update at 2x256); as a subtraction the bias joins the next pointwise kernel
     (activation, LayerNorm) instead. The 3-D case stays ``baddbmm``: inductor's C++ bmm template
