@@ -260,8 +260,9 @@ def plot(out: dict, path: Path) -> None:
             ax.set_xlabel("gradient steps")
             ax.set_ylabel("success rate (%)" if key == "success" else "q_mean (batch)")
     axes[0].legend()
-    fig.suptitle(f"{out['task']}, {out.get('algo', 'fql')} {'x'.join(map(str, out['size']))}, alpha {out['alpha']}, "
-                 f"{len(out['seeds'])} seeds (mean +- std), {out['eval_episodes']} episodes per evaluation")
+    settings = f"alpha {out['alpha']}" if out.get("algo", "fql") == "fql" else ", ".join(out.get("set", []))
+    fig.suptitle(f"{out['task']}, {out.get('algo', 'fql')} {'x'.join(map(str, out['size']))}\n{settings}\n"
+                 f"{len(out['seeds'])} seeds (mean +- std), {out['eval_episodes']} episodes per evaluation", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
