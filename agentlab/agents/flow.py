@@ -67,8 +67,9 @@ class FlowActorCriticConfig(AlgoConfig):
     normalize_q_loss: bool = help_field(False, "divide the Q term by sg(mean |Q|)")
     compile: Literal["none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"] = help_field(
         "none", "torch.compile the loss graph (torch.compile's mode names); on a GPU reduce-overhead (CUDA graphs) "
-        "made 4x512 updates ~4x faster; on this CPU the modes gave 1.3-1.4x for FQL 2x256, after up to ~65 s of "
-        "compilation (BENCHMARKS.md)")
+        "made 4x512 updates ~4x faster; on CPU `default` is 1.11-1.49x the official JAX code (eager 0.79-1.19x), after "
+        "2-65 s of compilation (BENCHMARKS.md). The draws inside the compiled graph come from inductor's generator: "
+        "seeded, but not the eager run's stream (torch._inductor.config.fallback_random=True makes them equal)")
 
 
 def _mkldnn_linear_pointwise_ok() -> bool:
