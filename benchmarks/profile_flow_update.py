@@ -1,6 +1,6 @@
 """Where the CPU time of one FQL / FiDec update goes (torch.profiler, per aten op and per phase).
 
-    .venv/bin/python benchmarks/profile_flow_update.py --algo fidec --size 256 256 --threads 1
+    .venv/bin/python benchmarks/profile_flow_update.py --algo fidec --size 256 256 --threads 1 [--compile default]
 
 Phases are timed by wrapping the agent's pieces (ODE sampler, Fisher estimate, the loss forward,
 backward, clip, Adam, Polyak); the op table is torch.profiler's self-CPU-time summary.
@@ -20,10 +20,10 @@ from agentlab.agents.fql import FQLAgent, FQLConfig
 from agentlab.nn import polyak_update
 
 
-def build(algo: str, hidden: list[int]):
+def build(algo: str, hidden: list[int], compile_mode: str = "none"):
     if algo == "fql":
-        return FQLAgent(FQLConfig(hidden=hidden, critic_hidden=hidden), spaces_of(17, 6))
-    return FiDecAgent(FiDecConfig(hidden=hidden, critic_hidden=hidden), spaces_of(17, 6))
+        return FQLAgent(FQLConfig(hidden=hidden, critic_hidden=hidden, compile=compile_mode), spaces_of(17, 6))
+    return FiDecAgent(FiDecConfig(hidden=hidden, critic_hidden=hidden, compile=compile_mode), spaces_of(17, 6))
 
 
 def batch(b=256):
@@ -82,16 +82,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--updates", type=int, default=30)
     ap.add_argument("--ops", type=int, default=15, help="rows of the op table")
+    ap.add_argument("--compile", default="none", choices=["none", "default", "max-autotune-no-cudagraphs"],
+                    help="profile the update with the loss graph compiled (op table only: phases are eager)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    agent = build(args.algo, args.size)
+    agent = build(args.algo, args.size, args.compile)
     b = batch()
     for _ in range(3):
         agent.update(b)
-    ph = phases(agent, args.updates)
-    print(f"{args.algo} {args.size} threads={args.threads}: ms per update by phase")
-    for k, v in sorted(ph.items(), key=lambda kv: -kv[1]):
-        print(f"  {k:22s} {v:8.2f}")
+    if args.compile == "none":
+        ph = phases(agent, args.updates)
+        print(f"{args.algo} {args.size} threads={args.threads}: ms per update by phase")
+        for k, v in sorted(ph.items(), key=lambda kv: -kv[1]):
+            print(f"  {k:22s} {v:8.2f}")
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         for _ in range(max(3, args.updates // 3)):
             agent.update(b)

@@ -129,11 +129,8 @@ class ConditionedMLP(nn.Module):
 
     def forward(self, obs: torch.Tensor, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
         parts = [obs, x] if not self.time_input else [obs, x, t]
-        h = torch.cat(parts, -1)
-        for layer in self.linears[:-1]:
-            h = self.act_fn(affine(layer.bias, h, layer.weight.t()))
-        last = self.linears[-1]
-        return affine(last.bias, h, last.weight.t())
+        first = self.linears[0]
+        return self._after_first_layer(affine(first.bias, torch.cat(parts, -1), first.weight.t()))
 
     def obs_features(self, obs: torch.Tensor) -> torch.Tensor:
         """``obs @ W_obs^T + b`` of the first layer (constant along an ODE trajectory)."""
@@ -159,6 +156,10 @@ class ConditionedMLP(nn.Module):
                 a = torch.ops.mkldnn._linear_pointwise(a, layer.weight, layer.bias, "gelu", [], "tanh")
             last = self.linears[-1]
             return torch.addmm(last.bias, a, last.weight.t())
+        return self._after_first_layer(h)
+
+    def _after_first_layer(self, h: torch.Tensor) -> torch.Tensor:
+        """The rest of the network given the first layer's pre-activation ``h``."""
         for layer in self.linears[1:]:
             h = affine(layer.bias, self.act_fn(h), layer.weight.t())
         return h
