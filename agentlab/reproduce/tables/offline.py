@@ -47,7 +47,8 @@ FULL_TASKS = [
     "puzzle-3x3-play-singletask-task4-v0",
     "pointmaze-medium-navigate-singletask-task1-v0",
 ]
-SMALL_TASKS = ["cube-single-play-singletask-task2-v0", "scene-play-singletask-task2-v0"]
+SMALL_TASKS = ["cube-single-play-singletask-task2-v0", "scene-play-singletask-task2-v0",
+               "pointmaze-medium-navigate-singletask-task1-v0"]
 
 #: Published success rates (%) beside which the report prints ours: {task: {algo: (mean, std)}}, read from
 #: nothing at run time. Source and caveats: results/ogbench/published.csv and results/ogbench/README.md. The FQL
@@ -111,8 +112,8 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "smoke": dict(tasks=["pointmaze-medium-navigate-singletask-task1-v0"], steps=40, eval_every=20, eval_episodes=2,
                   preset="smoke", overrides=[]),
     # the 2-core box, one core per run (2x256 update rates measured here: BC-flow ~250/s, FQL ~30/s,
-    # DeFlow ~26/s, FiDec ~11/s): FQL's default cube-single and scene tasks (scene: amendment 2 in
-    # results/offline/README.md), 2x256 networks (actor/flow and each
+    # DeFlow ~26/s, FiDec ~11/s): FQL's default cube-single and scene tasks and pointmaze-medium navigate
+    # (amendments 2 and 3 in results/offline/README.md), 2x256 networks (actor/flow and each
     # of the 2 critics), batch 256, 20,000 gradient steps, evaluations every 5k on 20 episodes each,
     # score = mean of the last three (10k/15k/20k, 60 episodes per run); ~190 slot-minutes for 4 x 3 runs. v1 of this
     # budget (3000 steps, cube-single + pointmaze-medium, 10 episodes) is kept in results/offline/small_v1.
