@@ -288,9 +288,12 @@ def eval_cmd(run_dir: str, episodes: int, env_id: str | None, seed: int, device:
 @click.option("--only", multiple=True, help="run only these algorithms or tasks (repeatable); the report "
               "still covers every stored run")
 @click.option("--report-only", is_flag=True, help="run nothing: rewrite the report from the stored runs")
+@click.option("--runs-per-process", type=int, default=1,
+              help="train up to N runs that differ only by seed in one process, every gradient step of all of "
+              "them as one vectorised update (offline tables; pays on a GPU, not on a CPU: BENCHMARKS.md)")
 def reproduce(table: str, budget: str, seeds: int, backend: str, workers: int, address: str | None,
               gpus_per_run: float, cpus_per_run: float, retries: int, out_dir: str | None,
-              only: tuple[str, ...], report_only: bool) -> None:
+              only: tuple[str, ...], report_only: bool, runs_per_process: int) -> None:
     """Run a result TABLE (resumable: finished runs are skipped) and write TABLE.md/.csv/.png.
 
     Tables: offline, imitation, mbrl, sso, ucip (and `agentlab reproduce list`)."""
@@ -302,7 +305,8 @@ def reproduce(table: str, budget: str, seeds: int, backend: str, workers: int, a
             click.echo(name)
         return
     summary = run_table(table, budget, seeds, out_dir, backend, workers, address, gpus_per_run, cpus_per_run,
-                        retries, only or None, report_only=report_only, log=click.echo)
+                        retries, only or None, report_only=report_only, log=click.echo,
+                        runs_per_process=runs_per_process)
     for p in summary["written"]:
         click.echo(f"wrote {p}")
     if summary["errors"]:

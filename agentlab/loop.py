@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from agentlab.errors import UserError
@@ -90,51 +90,103 @@ def resume_state(ctx: Any) -> dict[str, Any] | None:
     return state
 
 
+class Schedule:
+    """One run's side of the loop: resume, then after every advance its logging, evaluation and
+    checkpoints. :func:`run_loop` drives one; :func:`run_lockstep` drives several whose advances are
+    one shared step (the vectorised multi-seed trainer)."""
+
+    def __init__(self, ctx: Any, trainer: Trainer, total: int | None = None):
+        self.ctx, self.trainer = ctx, trainer
+        self.total = int(ctx.steps if total is None else total)
+        state = resume_state(ctx)
+        self.step = 0
+        if state is not None:
+            try:
+                trainer.load_state_dict(state)
+            except (RuntimeError, KeyError, ValueError) as e:
+                raise UserError(f"cannot resume {ctx.run.path}: its checkpoint does not fit this configuration "
+                                f"({str(e).splitlines()[0][:160]})") from None
+            self.step = int(state["step"])
+        if getattr(ctx, "on_resumed", None) is not None:
+            ctx.on_resumed(self.step)  # config.yaml / meta.json record the options changed at this step
+        self.ckpt_every = ctx.checkpoint_every or max(self.total // 10, 1)
+        self.final: dict[str, float] = {}
+        self.t_last = self.t0 = time.perf_counter()
+        self.step_last = self.step
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total
+
+    def after(self, step: int, info: Mapping[str, Any], bar: Any = None) -> None:
+        """The schedule's work once progress has moved from ``self.step`` to ``step`` with metrics ``info``."""
+        ctx, trainer, prev = self.ctx, self.trainer, self.step
+        self.step = step
+        last = step >= self.total
+        do_eval = ctx.eval_episodes > 0 and (last or crossed(prev, step, ctx.eval_every))
+        do_ckpt = last or trainer.checkpoint_every_advance or crossed(prev, step, self.ckpt_every)
+        if do_eval or last or trainer.log_every_advance or crossed(prev, step, ctx.log_every):
+            row = finite_row(info, step, ctx.run.path)
+            now = time.perf_counter()
+            row[trainer.rate_metric] = (step - self.step_last) / max(now - self.t_last, 1e-9)
+            row["time/elapsed_s"] = now - self.t0
+            self.t_last, self.step_last = now, step
+            if do_eval:
+                row.update(trainer.evaluate(final=last))
+            ctx.run.log(step, row)
+            self.final = row
+            if bar is not None:
+                bar.update(step)
+        elif do_ckpt:
+            finite_row(info, step, ctx.run.path)  # never checkpoint weights that produced a NaN
+        if do_ckpt:
+            ctx.run.save_checkpoint({**trainer.state_dict(), "step": step})
+
+
 def run_loop(ctx: Any, trainer: Trainer, total: int | None = None) -> dict[str, float]:
     """Drive ``trainer`` to ``total`` progress (default ``ctx.steps``) with the run's schedule.
 
     Returns the last logged row (it holds the final evaluation when ``ctx.eval_episodes > 0``).
     """
-    total = int(ctx.steps if total is None else total)
-    state = resume_state(ctx)
-    step = 0
-    if state is not None:
-        try:
-            trainer.load_state_dict(state)
-        except (RuntimeError, KeyError, ValueError) as e:
-            raise UserError(f"cannot resume {ctx.run.path}: its checkpoint does not fit this configuration "
-                            f"({str(e).splitlines()[0][:160]})") from None
-        step = int(state["step"])
-    if getattr(ctx, "on_resumed", None) is not None:
-        ctx.on_resumed(step)  # config.yaml / meta.json record the options changed at this step
-    ckpt_every = ctx.checkpoint_every or max(total // 10, 1)
-    final: dict[str, float] = {}
-    trainer.begin(step)
-    t_last, step_last = time.perf_counter(), step
-    t0 = t_last
+    sched = Schedule(ctx, trainer, total)
+    trainer.begin(sched.step)
     try:
-        with ctx.run.progress(total, step, ctx.algo) as bar:
-            while step < total:
-                prev = step
-                step, info = trainer.advance(step, total)
-                last = step >= total
-                do_eval = ctx.eval_episodes > 0 and (last or crossed(prev, step, ctx.eval_every))
-                do_ckpt = last or trainer.checkpoint_every_advance or crossed(prev, step, ckpt_every)
-                if do_eval or last or trainer.log_every_advance or crossed(prev, step, ctx.log_every):
-                    row = finite_row(info, step, ctx.run.path)
-                    now = time.perf_counter()
-                    row[trainer.rate_metric] = (step - step_last) / max(now - t_last, 1e-9)
-                    row["time/elapsed_s"] = now - t0
-                    t_last, step_last = now, step
-                    if do_eval:
-                        row.update(trainer.evaluate(final=last))
-                    ctx.run.log(step, row)
-                    final = row
-                    bar.update(step)
-                elif do_ckpt:
-                    finite_row(info, step, ctx.run.path)  # never checkpoint weights that produced a NaN
-                if do_ckpt:
-                    ctx.run.save_checkpoint({**trainer.state_dict(), "step": step})
+        with ctx.run.progress(sched.total, sched.step, ctx.algo) as bar:
+            while not sched.done:
+                step, info = trainer.advance(sched.step, sched.total)
+                sched.after(step, info, bar)
     finally:
         trainer.close()
-    return final
+    return sched.final
+
+
+def run_lockstep(members: list[tuple[Any, Trainer]],
+                 advance: Callable[[int], list[Mapping[str, Any]]]) -> list[dict[str, float]]:
+    """Drive several runs whose steps are one shared ``advance(step) -> [info per run]`` (one gradient
+    step of every run), each with its own schedule, run directory and checkpoints.
+
+    The runs must be at the same progress (all new, or all resumed from checkpoints of one step) and
+    have the same ``steps``. Their schedules run in member order after every shared step, so the global
+    RNG state the last member checkpoints is the one the next step starts from: a resumed group
+    continues exactly as an uninterrupted one. Returns each run's last logged row.
+    """
+    scheds = [Schedule(ctx, trainer) for ctx, trainer in members]
+    steps = {s.step for s in scheds}
+    totals = {s.total for s in scheds}
+    if len(steps) != 1 or len(totals) != 1:
+        where = ", ".join(f"{s.ctx.run.path} at step {s.step} of {s.total}" for s in scheds)
+        raise UserError(f"runs trained together must be at the same step of the same length: {where}")
+    for s in scheds:
+        s.trainer.begin(s.step)
+    first = scheds[0]
+    try:
+        with first.ctx.run.progress(first.total, first.step, f"{first.ctx.algo} x{len(scheds)}") as bar:
+            while not first.done:
+                infos = advance(first.step)
+                step = first.step + 1
+                for s, info in zip(scheds, infos):
+                    s.after(step, info, bar if s is first else None)
+    finally:
+        for s in scheds:
+            s.trainer.close()
+    return [s.final for s in scheds]

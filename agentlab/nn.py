@@ -48,11 +48,20 @@ class GELUTanh(nn.Module):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if vmapped(x):
+            # the vectorised multi-seed update: out of place, autograd's own backward of the same formula
+            # (a vmapped tensor does not report its ``requires_grad``, so the in-place path is never safe here)
+            return x * torch.addcmul(_two_c(x), x, x, value=_TWO_C_A).mul(x).sigmoid()
         if torch.is_grad_enabled() and x.requires_grad:
             return _GELUTanhFn.apply(x)
         # 2c (x + a x^3) = x (2c + 2ca x^2): one addcmul, then in place
         u = torch.addcmul(_two_c(x), x, x, value=_TWO_C_A)
         return u.mul_(x).sigmoid_().mul_(x)
+
+
+def vmapped(x: torch.Tensor) -> bool:
+    """Is ``x`` a batched tensor of ``torch.func.vmap`` (inside the vectorised multi-seed update)?"""
+    return torch._C._functorch.is_batchedtensor(x)
 
 
 def affine(bias: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

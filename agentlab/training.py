@@ -36,14 +36,11 @@ def _changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
     return {k: [old.get(k), v] for k, v in new.items() if old.get(k) != v}
 
 
-def train(algo: str | None, out: str | Path, *, config_file: str | None = None, overrides: Iterable[str] = (),
-          resume: bool = False, force: bool = False, tensorboard: bool = False,
-          extra: dict[str, Any] | None = None, **options: Any) -> dict[str, float]:
-    """Train ``algo`` into run directory ``out`` (or continue it with ``resume=True``).
-
-    ``options`` are :class:`RunOptions` fields (``steps=``, ``seed=``, ``env_id=``, ...). On a new run
-    omitted ones take their defaults; on resume omitted (or ``None``) ones keep the saved values.
-    """
+def prepare(algo: str | None, out: str | Path, *, config_file: str | None = None, overrides: Iterable[str] = (),
+            resume: bool = False, force: bool = False, tensorboard: bool = False,
+            extra: dict[str, Any] | None = None, **options: Any) -> tuple[Any, TrainContext]:
+    """Validate everything, make (or reopen) run directory ``out`` and return ``(algorithm, ctx)``,
+    the RNGs seeded with the run's seed; :func:`train` then calls ``algorithm.train(ctx)``."""
     unknown = set(options) - set(RUN_OPTIONS)
     if unknown:
         raise TypeError(f"train() got unknown options {sorted(unknown)}")
@@ -106,14 +103,62 @@ def train(algo: str | None, out: str | Path, *, config_file: str | None = None, 
                        device=get_device(opts.device), eval_every=opts.eval_every, eval_episodes=opts.eval_episodes,
                        checkpoint_every=opts.checkpoint_every, log_every=opts.log_every, resume=resume,
                        extra=dict(extra or {}), on_resumed=on_resumed)
+    return algorithm, ctx
+
+
+def discard_unstarted(ctx: TrainContext) -> None:
+    """A new run that failed while it was being set up (bad data, bad env, inconsistent config) leaves
+    no half-made directory behind; one with a checkpoint is kept for --resume."""
+    if not ctx.resume and not ctx.run.has_checkpoint() and not ctx.run.started:
+        ctx.run.close()
+        shutil.rmtree(ctx.run.path, ignore_errors=True)
+
+
+def train(algo: str | None, out: str | Path, *, config_file: str | None = None, overrides: Iterable[str] = (),
+          resume: bool = False, force: bool = False, tensorboard: bool = False,
+          extra: dict[str, Any] | None = None, **options: Any) -> dict[str, float]:
+    """Train ``algo`` into run directory ``out`` (or continue it with ``resume=True``).
+
+    ``options`` are :class:`RunOptions` fields (``steps=``, ``seed=``, ``env_id=``, ...). On a new run
+    omitted ones take their defaults; on resume omitted (or ``None``) ones keep the saved values.
+    """
+    algorithm, ctx = prepare(algo, out, config_file=config_file, overrides=overrides, resume=resume, force=force,
+                             tensorboard=tensorboard, extra=extra, **options)
     try:
         return algorithm.train(ctx)
     except BaseException:
-        # a new run that failed while it was being set up (bad data, bad env, inconsistent config)
-        # leaves no half-made directory behind; one with a checkpoint is kept for --resume
-        if not resume and not run.has_checkpoint() and not run.started:
-            run.close()
-            shutil.rmtree(run.path, ignore_errors=True)
+        discard_unstarted(ctx)
         raise
     finally:
-        run.close()
+        ctx.run.close()
+
+
+def train_together(jobs: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Train several runs of one offline algorithm that differ only by seed in one process, every
+    gradient step of all of them as one vectorised update (:class:`agentlab.agents.vectorised.SeedStack`).
+
+    Each job is the keyword arguments of :func:`train` (``algo``, ``out``, ``seed``, ``resume``, ...). Each
+    run directory is an ordinary run: its own metrics, evaluations and checkpoints, resumable alone or in a
+    group. Returns each run's last logged row.
+    """
+    prepared: list[TrainContext] = []
+    try:
+        algorithm = None
+        for job in jobs:
+            job = dict(job)
+            algorithm, ctx = prepare(job.pop("algo", None), job.pop("out"), **job)
+            prepared.append(ctx)
+        if len({c.algo for c in prepared}) != 1:
+            raise UserError("runs trained together must be of one algorithm")
+        from agentlab.agents.loops import train_offline_together
+
+        if algorithm is None or algorithm.kind != "offline":
+            raise UserError(f"{prepared[0].algo} cannot be trained as a seed stack (offline flow agents only)")
+        return train_offline_together(prepared)
+    except BaseException:
+        for ctx in prepared:
+            discard_unstarted(ctx)
+        raise
+    finally:
+        for ctx in prepared:
+            ctx.run.close()

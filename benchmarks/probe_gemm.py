@@ -24,9 +24,9 @@ def main() -> None:
     for rows in (256, 2560):
         x, w, b = torch.randn(rows, 256), torch.randn(256, 256), torch.randn(256)
         wt = w.t()
-        ops = {"mm(x, w.t())": lambda: torch.mm(x, wt), "mm(x, w)": lambda: torch.mm(x, w),
-               "addmm(b, x, w.t())": lambda: torch.addmm(b, x, wt),
-               "mkldnn linear": lambda: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")}
+        ops = {"mm(x, w.t())": lambda x=x, wt=wt: torch.mm(x, wt), "mm(x, w)": lambda x=x, w=w: torch.mm(x, w),
+               "addmm(b, x, w.t())": lambda x=x, wt=wt, b=b: torch.addmm(b, x, wt),
+               "mkldnn linear": lambda x=x, w=w, b=b: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")}
         for name, op in ops.items():
             for _ in range(10):
                 op()

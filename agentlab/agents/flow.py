@@ -39,7 +39,7 @@ from torch.nn import functional as F
 from agentlab.agents.base import Agent
 from agentlab.config import AlgoConfig, help_field
 from agentlab.nn import (ACTIVATIONS, MLP, EnsembleLayerNorm, EnsembleLinear, EnsembleMLP, GELUTanh, affine,
-                         polyak_update)
+                         polyak_update, vmapped)
 
 #: actions used as flow targets are clipped to this magnitude (the reference clips to 1 - 1e-5)
 ACTION_CLIP = 1.0 - 1e-5
@@ -88,9 +88,10 @@ _ONEDNN_FUSION = not os.environ.get("AGENTLAB_NO_ONEDNN_FUSION") and _mkldnn_lin
 
 
 def _fusable(h: torch.Tensor) -> bool:
-    # Not under torch.compile: dynamo cannot trace the mkldnn op, and inductor fuses linear + GELU itself.
+    # Not under torch.compile: dynamo cannot trace the mkldnn op, and inductor fuses linear + GELU itself;
+    # not under vmap, which has no batching rule for it.
     return (_ONEDNN_FUSION and not torch.compiler.is_compiling() and h.device.type == "cpu"
-            and h.dtype == torch.float32 and not (torch.is_grad_enabled() and h.requires_grad))
+            and h.dtype == torch.float32 and not (torch.is_grad_enabled() and h.requires_grad) and not vmapped(h))
 
 
 def glorot_init_(module: nn.Module) -> nn.Module:
@@ -295,6 +296,8 @@ class FlowActorCritic(Agent):
             return self.injected_draws[name]
         if low is None:
             return torch.randn(shape, device=like.device, dtype=like.dtype)
+        if vmapped(like):  # vmap draws per seed only out of place (the eager stream below is kept as it was)
+            return torch.rand(shape, device=like.device, dtype=like.dtype) * (high - low) + low
         return torch.empty(shape, device=like.device, dtype=like.dtype).uniform_(low, high)
 
     def losses(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

@@ -2,7 +2,8 @@
 
 The offline trainer (one step: sample a batch -> ``agent.update(batch)``) for the shared loop
 :func:`agentlab.loop.run_loop`, which owns logging, evaluation, checkpoints and resume: a resumed
-run ends with exactly the metrics of an uninterrupted one.
+run ends with exactly the metrics of an uninterrupted one. :func:`train_offline_together` trains
+several seeds of one run as one vectorised update per step (:func:`agentlab.loop.run_lockstep`).
 """
 
 from __future__ import annotations
@@ -78,3 +79,66 @@ def train_offline(ctx: TrainContext) -> dict[str, float]:
     if hasattr(agent, "prepare"):
         agent.prepare(ds)
     return run_loop(ctx, OfflineTrainer(ctx, agent, ds))
+
+
+class _StackMember(Trainer):
+    """Run ``i`` of a :class:`~agentlab.agents.vectorised.SeedStack`: its state and evaluation; the
+    shared step is :func:`train_offline_together`'s."""
+
+    rate_metric = OfflineTrainer.rate_metric
+
+    def __init__(self, ctx: TrainContext, stack: Any, i: int, dataset: Any):
+        self.ctx, self.stack, self.i, self.dataset = ctx, stack, i, dataset
+
+    def advance(self, step: int, total: int) -> tuple[int, Any]:
+        raise RuntimeError("a stack member is advanced by its stack")
+
+    def evaluate(self, final: bool) -> dict[str, float]:
+        return evaluate_agent(self.ctx, self.stack.agents[self.i], self.dataset) if self.ctx.env_id is not None else {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.stack.checkpoint_state(self.i)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.stack.load_checkpoint_state(self.i, state)
+
+
+def train_offline_together(ctxs: list[TrainContext]) -> list[dict[str, float]]:
+    """The offline loop for runs that differ only by seed, as one vectorised update per step.
+
+    Agent ``i`` is built right after seeding with run ``i``'s seed, so it starts from the weights its
+    single run would; the batches of all runs are then drawn in run order from one generator, so a group
+    is reproducible (and resumable) as a group, but its sample path differs from the runs trained alone.
+    """
+    import torch
+
+    from agentlab.agents.vectorised import SeedStack
+    from agentlab.loop import run_lockstep
+    from agentlab.runs import seed_everything
+
+    first = ctxs[0]
+    keys = {(c.dataset, c.env_id, c.num_demos, repr(c.config), c.steps, str(c.device)) for c in ctxs}
+    if len(keys) != 1:
+        raise UserError("runs trained together must share the dataset, env, config, steps and device "
+                        "(only the seed may differ)")
+    algo = get_algorithm(first.algo)
+    ds, spaces = load_offline_data(first)
+    agents = []
+    for ctx in ctxs:
+        ctx.run.write_config({**ctx.run.read_config(), "spaces": spaces})
+        seed_everything(ctx.seed)
+        agent: Agent = algo.build_agent(ctx.config, spaces).to(ctx.device)
+        agent.obs_norm.set(*ds.observation_stats())
+        if not hasattr(agent, "losses"):
+            raise UserError(f"{first.algo} cannot be trained as a seed stack (it has no per-seed loss function)")
+        agents.append(agent)
+    stack = SeedStack(agents)
+    batch_size = int(getattr(first.config, "batch_size", 256))
+
+    def advance(step: int) -> list[dict[str, Any]]:
+        batches = [ds.sample(batch_size, first.device) for _ in ctxs]
+        info = stack.update({k: torch.stack([b[k] for b in batches]) for k in batches[0]})
+        return [{k: v[i] for k, v in info.items()} for i in range(len(ctxs))]
+
+    members = [(ctx, _StackMember(ctx, stack, i, ds)) for i, ctx in enumerate(ctxs)]
+    return run_lockstep(members, advance)

@@ -54,6 +54,9 @@ class TableSpec:
     specs: Callable[[str, int], list[RunSpec]]
     run: str  # "module:function", importable in a worker process
     report: Callable[[list[dict[str, Any]], Any, dict[str, Any]], list[Any]]
+    #: optional "module:function" training specs that differ only by seed together (list[RunSpec] ->
+    #: list of results): what ``--runs-per-process N`` uses
+    run_group: str | None = None
 
 
 #: table name -> module exposing ``TABLE`` (imported lazily, as the algorithm registry is)
@@ -89,6 +92,29 @@ def execute_run(run_fn: str, spec: dict[str, Any], threads: int | None = None) -
     t0 = time.perf_counter()
     result = resolve_function(run_fn)(RunSpec.from_dict(spec))
     return {"spec": spec, "result": result, "wall_s": time.perf_counter() - t0, "git_sha": git_sha(short=True)}
+
+
+def execute_job(run_fn: str, group_fn: str | None, specs: list[dict[str, Any]],
+                threads: int | None = None) -> list[dict[str, Any]]:
+    """Run a job of one spec (``run_fn``) or of several that differ only by seed (``group_fn``, in one
+    process); one record per spec. Used by every backend, in the worker."""
+    if len(specs) == 1 or group_fn is None:
+        return [execute_run(run_fn, s, threads) for s in specs]
+    import os
+    import time
+
+    from agentlab.runs import git_sha
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    os.environ.setdefault("AGENTLAB_PROGRESS", "0")
+    t0 = time.perf_counter()
+    results = resolve_function(group_fn)([RunSpec.from_dict(s) for s in specs])
+    wall = time.perf_counter() - t0
+    return [{"spec": s, "result": r, "wall_s": wall, "git_sha": git_sha(short=True), "runs_in_process": len(specs)}
+            for s, r in zip(specs, results)]
 
 
 def resolve_function(path: str) -> Callable[..., Any]:

@@ -9,35 +9,48 @@ from typing import Any
 from agentlab.runs import CHECKPOINT_FILE, read_metrics
 
 
-def train_cell(run_dir: str | Path, algo: str, **train_kwargs: Any) -> dict[str, float]:
-    """Train ``algo`` into ``run_dir`` with :func:`agentlab.training.train`; a cell interrupted after a
-    checkpoint is resumed, a half-made one (no checkpoint) is started again. Returns the final row."""
-    from agentlab.training import train
-
-    run_dir = Path(run_dir)
-    resume = (run_dir / CHECKPOINT_FILE).is_file()
-    return train(None if resume else algo, run_dir, resume=resume, force=not resume and run_dir.exists(),
-                 **train_kwargs)
-
-
 def metric_curve(run_dir: str | Path, key: str, scale: float = 1.0) -> list[list[float]]:
     """``[[step, scale * value], ...]`` for the rows of ``run_dir``'s metrics that hold ``key``."""
     return [[int(r["step"]), scale * r[key]] for r in read_metrics(run_dir) if key in r]
 
 
-def offline_cell(spec: Any, dataset: str, env_id: str | None, curve_key: str, scale: float = 1.0,
-                 runs_root: str | Path = "runs") -> dict[str, Any]:
-    """One offline-table cell: train ``spec.algo`` on ``dataset`` into ``runs/<table>/<run_id>`` (resumed
-    when interrupted) and score it by the mean of its last three evaluations of ``curve_key``."""
+def _offline_job(spec: Any, dataset: str, env_id: str | None, runs_root: str | Path) -> dict[str, Any]:
+    """The :func:`agentlab.training.train` arguments of one offline cell (resumed when it has a checkpoint)."""
     import torch
 
     if os.environ.get("AGENTLAB_THREADS") is None:
         torch.set_num_threads(1)  # a shared CPU: one thread per run (OpenMP threads thrash when oversubscribed)
     p = spec.params
     out = Path(runs_root) / spec.table / spec.run_id
-    train_cell(out, spec.algo, steps=p["steps"], seed=spec.seed, env_id=env_id, dataset=dataset,
-               preset=p["preset"], overrides=p["overrides"], device="cpu", eval_every=p["eval_every"],
-               eval_episodes=p["eval_episodes"], log_every=max(p["eval_every"] // 2, 1))
+    resume = (out / CHECKPOINT_FILE).is_file()
+    return dict(algo=None if resume else spec.algo, out=out, resume=resume, force=not resume and out.exists(),
+                steps=p["steps"], seed=spec.seed, env_id=env_id, dataset=dataset, preset=p["preset"],
+                overrides=p["overrides"], device=p.get("device", "cpu"), eval_every=p["eval_every"],
+                eval_episodes=p["eval_episodes"], log_every=max(p["eval_every"] // 2, 1))
+
+
+def _offline_result(out: Path, env_id: str | None, curve_key: str, scale: float) -> dict[str, Any]:
     curve = metric_curve(out, curve_key, scale)
     last = [s for _, s in curve[-3:]]
     return {"score": sum(last) / len(last), "curve": curve, "run_dir": str(out), "env_id": env_id}
+
+
+def offline_cell(spec: Any, dataset: str, env_id: str | None, curve_key: str, scale: float = 1.0,
+                 runs_root: str | Path = "runs") -> dict[str, Any]:
+    """One offline-table cell: train ``spec.algo`` on ``dataset`` into ``runs/<table>/<run_id>`` (resumed
+    when interrupted) and score it by the mean of its last three evaluations of ``curve_key``."""
+    from agentlab.training import train
+
+    job = _offline_job(spec, dataset, env_id, runs_root)
+    train(job.pop("algo"), job.pop("out"), **job)
+    return _offline_result(Path(runs_root) / spec.table / spec.run_id, env_id, curve_key, scale)
+
+
+def offline_cells(specs: list[Any], dataset: str, env_id: str | None, curve_key: str, scale: float = 1.0,
+                  runs_root: str | Path = "runs") -> list[dict[str, Any]]:
+    """Cells that differ only by seed, trained together as one vectorised update per step
+    (:func:`agentlab.training.train_together`); each has its own run directory, as with :func:`offline_cell`."""
+    from agentlab.training import train_together
+
+    train_together([_offline_job(s, dataset, env_id, runs_root) for s in specs])
+    return [_offline_result(Path(runs_root) / s.table / s.run_id, env_id, curve_key, scale) for s in specs]

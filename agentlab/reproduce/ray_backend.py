@@ -52,37 +52,41 @@ class RayBackend:
                             f"{str(e).splitlines()[0]}") from None
         return True
 
-    def run(self, run_fn: str, specs: list[RunSpec], on_result: Callable[[dict[str, Any]], None],
-            on_error: Callable[[RunSpec, str], None]) -> None:
+    def run(self, run_fn: str, jobs: list[list[RunSpec]], on_result: Callable[[dict[str, Any]], None],
+            on_error: Callable[[RunSpec, str], None], group_fn: str | None = None) -> None:
+        """Each job (one spec, or specs trained together by ``group_fn``) is one Ray task."""
         ray = self.ray
         started = self._init()
         try:
-            from agentlab.reproduce import execute_run
+            from agentlab.reproduce import execute_job
 
             threads = max(1, int(self.cpus_per_run))
             remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
-                                max_retries=0)(execute_run)
+                                max_retries=0)(execute_job)
             attempts: dict[str, int] = {}
-            pending: dict[Any, RunSpec] = {}
+            pending: dict[Any, list[RunSpec]] = {}
 
-            def submit(spec: RunSpec) -> None:
-                attempts[spec.run_id] = attempts.get(spec.run_id, 0) + 1
-                pending[remote.remote(run_fn, spec.to_dict(), threads)] = spec
+            def submit(job: list[RunSpec]) -> None:
+                key = job[0].run_id
+                attempts[key] = attempts.get(key, 0) + 1
+                pending[remote.remote(run_fn, group_fn, [s.to_dict() for s in job], threads)] = job
 
-            for spec in specs:
-                submit(spec)
+            for job in jobs:
+                submit(job)
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 ref = done[0]
-                spec = pending.pop(ref)
+                job = pending.pop(ref)
                 try:
-                    on_result(ray.get(ref))
+                    for record in ray.get(ref):
+                        on_result(record)
                 except Exception as e:  # noqa: BLE001 - a failed task is retried or reported
-                    if attempts[spec.run_id] <= self.retries:
-                        submit(spec)
+                    if attempts[job[0].run_id] <= self.retries:
+                        submit(job)
                     else:
                         cause = getattr(e, "cause", None) or e
-                        on_error(spec, f"{type(cause).__name__}: {cause}")
+                        for spec in job:
+                            on_error(spec, f"{type(cause).__name__}: {cause}")
         finally:
             if started:
                 ray.shutdown()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agentlab.errors import UserError
-from agentlab.reproduce import BUDGETS, RunSpec, execute_run, get_table  # noqa: F401 - execute_run re-exported
+from agentlab.reproduce import BUDGETS, RunSpec, execute_job, execute_run, get_table  # noqa: F401 - execute_run re-exported
 from agentlab.runs import atomic_write_text, git_sha
 
 
@@ -49,30 +49,47 @@ class LocalBackend:
     def __init__(self, workers: int = 1):
         self.workers = max(1, workers)
 
-    def run(self, run_fn: str, specs: list[RunSpec], on_result: Callable[[dict[str, Any]], None],
-            on_error: Callable[[RunSpec, str], None]) -> None:
+    def run(self, run_fn: str, jobs: list[list[RunSpec]], on_result: Callable[[dict[str, Any]], None],
+            on_error: Callable[[RunSpec, str], None], group_fn: str | None = None) -> None:
+        """Run each job (one spec, or specs trained together by ``group_fn``) and report its records."""
         if self.workers == 1:
-            for spec in specs:
+            for job in jobs:
                 try:
-                    on_result(execute_run(run_fn, spec.to_dict()))
+                    for record in execute_job(run_fn, group_fn, [s.to_dict() for s in job]):
+                        on_result(record)
                 except UserError:
                     raise
                 except Exception:  # noqa: BLE001 - a failing run is reported, the others go on
-                    on_error(spec, traceback.format_exc())
+                    for spec in job:
+                        on_error(spec, traceback.format_exc())
             return
         import multiprocessing as mp
 
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         with ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn")) as pool:
-            futures: dict[Future, RunSpec] = {pool.submit(execute_run, run_fn, s.to_dict(), threads): s for s in specs}
+            futures: dict[Future, list[RunSpec]] = {
+                pool.submit(execute_job, run_fn, group_fn, [s.to_dict() for s in job], threads): job for job in jobs}
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     try:
-                        on_result(fut.result())
+                        for record in fut.result():
+                            on_result(record)
                     except Exception:  # noqa: BLE001
-                        on_error(futures[fut], "".join(traceback.format_exception(fut.exception())))
+                        for spec in futures[fut]:
+                            on_error(spec, "".join(traceback.format_exception(fut.exception())))
+
+
+def group_by_seed(specs: list[RunSpec], size: int) -> list[list[RunSpec]]:
+    """Jobs of up to ``size`` specs that differ only by seed (same table, algorithm, task, budget, params)."""
+    if size <= 1:
+        return [[s] for s in specs]
+    groups: dict[str, list[RunSpec]] = {}
+    for s in specs:
+        key = json.dumps([s.table, s.algo, s.task, s.budget, s.params], sort_keys=True, default=str)
+        groups.setdefault(key, []).append(s)
+    return [g[i: i + size] for g in groups.values() for i in range(0, len(g), size)]
 
 
 def make_backend(name: str, workers: int = 1, address: str | None = None, gpus_per_run: float = 0.0,
@@ -93,19 +110,27 @@ def default_out_dir(table: str, budget: str) -> Path:
 def run_table(name: str, budget: str = "smoke", seeds: int = 3, out_dir: str | Path | None = None,
               backend: str = "local", workers: int = 1, address: str | None = None, gpus_per_run: float = 0.0,
               cpus_per_run: float = 1.0, retries: int = 0, only: Iterable[str] | None = None,
-              report_only: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+              report_only: bool = False, log: Callable[[str], None] = print,
+              runs_per_process: int = 1) -> dict[str, Any]:
     """Run (or resume) table ``name`` and write its report. Returns a summary.
 
     ``only`` runs the specs whose algorithm is listed AND whose task is listed (a kind not named
     selects all of it: ``only={"fql"}`` = fql on every task); the report still covers every
     stored run of the table (marked INCOMPLETE while some are missing), so a partial run never
     replaces the whole table by a subset. ``report_only`` runs nothing and rewrites the report.
+    ``runs_per_process`` > 1 trains up to that many runs that differ only by seed in one process, every
+    gradient step of all of them as one vectorised update (tables with ``run_group``: the offline ones).
     """
     if budget not in BUDGETS:
         raise UserError(f"unknown budget {budget!r} (use {', '.join(BUDGETS)})")
     if seeds < 1:
         raise UserError("--seeds must be at least 1")
+    if runs_per_process < 1:
+        raise UserError("--runs-per-process must be at least 1")
     table = get_table(name)
+    if runs_per_process > 1 and table.run_group is None:
+        raise UserError(f"table {name!r} cannot train several runs per process (--runs-per-process is for the "
+                        "offline tables)")
     executor = None if report_only else make_backend(backend, workers, address, gpus_per_run, cpus_per_run,
                                                       retries)  # fails early
     all_specs = table.specs(budget, seeds)
@@ -138,7 +163,7 @@ def run_table(name: str, budget: str = "smoke", seeds: int = 3, out_dir: str | P
         log(f"  FAILED {spec.run_id}: {last}")
 
     if todo:
-        executor.run(table.run, todo, on_result, on_error)
+        executor.run(table.run, group_by_seed(todo, runs_per_process), on_result, on_error, table.run_group)
     records = [r for r in (store.get(s) for s in all_specs) if r is not None]
     # the command that regenerates the whole table (not the subset or report-only call that wrote it)
     command = f"agentlab reproduce {name} --budget {budget} --seeds {seeds}"
@@ -146,8 +171,10 @@ def run_table(name: str, budget: str = "smoke", seeds: int = 3, out_dir: str | P
         command += f" --backend {backend}"
     elif workers > 1:
         command += f" --workers {workers}"
+    if runs_per_process > 1:
+        command += f" --runs-per-process {runs_per_process}"
     meta = {"table": name, "budget": budget, "seeds": seeds, "backend": backend, "git_sha": git_sha(short=True),
-            "command": command, "runs_total": len(all_specs), "runs_done": len(records),
+            "command": command, "runs_per_process": runs_per_process, "runs_total": len(all_specs), "runs_done": len(records),
             "complete": len(records) == len(all_specs), "failed": sorted(errors), "wall_s": time.perf_counter() - t0}
     if errors:
         atomic_write_text(out / "errors.json", json.dumps(errors, indent=1))

@@ -160,6 +160,15 @@ def run(spec: RunSpec) -> dict[str, Any]:
     return offline_cell(spec, dataset, env_id, "eval/success_rate", scale=100.0)
 
 
+def run_group(specs: list[RunSpec]) -> list[dict[str, Any]]:
+    """Cells that differ only by seed, trained together (``--runs-per-process``); scored as :func:`run`."""
+    from agentlab.data import load
+    from agentlab.reproduce.cells import offline_cells
+
+    dataset = f"ogbench:{specs[0].task}"
+    return offline_cells(specs, dataset, load(dataset).metadata["env_id"], "eval/success_rate", scale=100.0)
+
+
 def report(records: list[dict[str, Any]], out_dir: Any, meta: dict[str, Any]) -> list[Path]:
     from agentlab.reproduce.report import curve_plot, write_score_table
 
@@ -201,4 +210,5 @@ def published_table(records: list[dict[str, Any]], out_dir: Path, tasks: list[st
 
 
 TABLE = TableSpec(name="offline", description="FiDec vs DeFlow, FQL, BC-flow on OGBench single-task tasks "
-                  "(success rate)", specs=specs, run="agentlab.reproduce.tables.offline:run", report=report)
+                  "(success rate)", specs=specs, run="agentlab.reproduce.tables.offline:run", report=report,
+                  run_group="agentlab.reproduce.tables.offline:run_group")

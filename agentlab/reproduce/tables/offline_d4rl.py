@@ -111,6 +111,15 @@ def run(spec: RunSpec) -> dict[str, Any]:
     return offline_cell(spec, path, load(path).metadata.get("env_id"), "eval/normalized_score")
 
 
+def run_group(specs: list[RunSpec]) -> list[dict[str, Any]]:
+    """Cells that differ only by seed, trained together (``--runs-per-process``); scored as :func:`run`."""
+    from agentlab.data import load
+    from agentlab.reproduce.cells import offline_cells
+
+    path = ensure_dataset(specs[0].task)
+    return offline_cells(specs, path, load(path).metadata.get("env_id"), "eval/normalized_score")
+
+
 def report(records: list[dict[str, Any]], out_dir: Any, meta: dict[str, Any]) -> list[Path]:
     from agentlab.reproduce.report import curve_plot, write_score_table
 
@@ -124,4 +133,5 @@ def report(records: list[dict[str, Any]], out_dir: Any, meta: dict[str, Any]) ->
 
 TABLE = TableSpec(name="offline_d4rl", description="FiDec vs DeFlow, FQL, BC-flow on D4RL-style pointmaze and "
                   "locomotion datasets (secondary; the main offline table is OGBench)",
-                  specs=specs, run="agentlab.reproduce.tables.offline_d4rl:run", report=report)
+                  specs=specs, run="agentlab.reproduce.tables.offline_d4rl:run", report=report,
+                  run_group="agentlab.reproduce.tables.offline_d4rl:run_group")
