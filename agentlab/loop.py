@@ -149,15 +149,12 @@ def run_loop(ctx: Any, trainer: Trainer, total: int | None = None) -> dict[str, 
     Returns the last logged row (it holds the final evaluation when ``ctx.eval_episodes > 0``).
     """
     sched = Schedule(ctx, trainer, total)
-    trainer.begin(sched.step)
-    try:
-        with ctx.run.progress(sched.total, sched.step, ctx.algo) as bar:
-            while not sched.done:
-                step, info = trainer.advance(sched.step, sched.total)
-                sched.after(step, info, bar)
-    finally:
-        trainer.close()
-    return sched.final
+
+    def advance(step: int) -> tuple[int, list[Mapping[str, Any]]]:
+        new_step, info = trainer.advance(step, sched.total)
+        return new_step, [info]
+
+    return _drive([sched], advance)[0]
 
 
 def run_lockstep(members: list[tuple[Any, Trainer]],
@@ -171,19 +168,23 @@ def run_lockstep(members: list[tuple[Any, Trainer]],
     continues exactly as an uninterrupted one. Returns each run's last logged row.
     """
     scheds = [Schedule(ctx, trainer) for ctx, trainer in members]
-    steps = {s.step for s in scheds}
-    totals = {s.total for s in scheds}
-    if len(steps) != 1 or len(totals) != 1:
+    if len({s.step for s in scheds}) != 1 or len({s.total for s in scheds}) != 1:
         where = ", ".join(f"{s.ctx.run.path} at step {s.step} of {s.total}" for s in scheds)
         raise UserError(f"runs trained together must be at the same step of the same length: {where}")
+    return _drive(scheds, lambda step: (step + 1, advance(step)))
+
+
+def _drive(scheds: list[Schedule], advance: Callable[[int], tuple[int, list[Mapping[str, Any]]]]
+           ) -> list[dict[str, float]]:
+    """The loop itself: ``advance(step) -> (new step, [info per schedule])`` until the runs are done."""
+    first = scheds[0]
     for s in scheds:
         s.trainer.begin(s.step)
-    first = scheds[0]
+    label = first.ctx.algo if len(scheds) == 1 else f"{first.ctx.algo} x{len(scheds)}"
     try:
-        with first.ctx.run.progress(first.total, first.step, f"{first.ctx.algo} x{len(scheds)}") as bar:
+        with first.ctx.run.progress(first.total, first.step, label) as bar:
             while not first.done:
-                infos = advance(first.step)
-                step = first.step + 1
+                step, infos = advance(first.step)
                 for s, info in zip(scheds, infos):
                     s.after(step, info, bar if s is first else None)
     finally:
