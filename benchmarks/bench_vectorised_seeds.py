@@ -6,7 +6,8 @@ synthetic batches), the two sides alternating in interleaved rounds in one proce
 time (> 1: training N seeds together is faster than one after another in one process).
 
     python benchmarks/bench_vectorised_seeds.py --threads 1 --out results/parity/bench_vectorised_seeds.json
-    python benchmarks/bench_vectorised_seeds.py --device cuda --sizes 4x512 --seeds 1 4 8 16   # on a GPU
+    python benchmarks/bench_vectorised_seeds.py --device cuda --sizes 4x512 --seeds 1 4 8 16 \
+        --compile reduce-overhead                                                            # on a GPU
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ REPO = Path(__file__).resolve().parents[1]
 OBS, ACT, BATCH = 17, 6, 256
 
 
-def build(algo: str, size: str, n: int, device: str) -> list:
+def build(algo: str, size: str, n: int, device: str, compile_mode: str = "none") -> list:
     depth, width = (int(x) for x in size.split("x"))
     hidden = f"[{','.join([str(width)] * depth)}]"
     overrides = [f"hidden={hidden}"] + ([f"critic_hidden={hidden}"] if algo != "flow_bc" else [])
+    if compile_mode != "none":
+        overrides.append(f"compile={compile_mode}")
     if algo == "fidec":
         overrides.append("num_fisher_samples=8")  # the paper scripts' K
     alg = get_algorithm(algo)
@@ -55,9 +58,9 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(algo: str, size: str, n: int, device: str, updates: int, rounds: int) -> dict:
-    singles = build(algo, size, n, device)
-    stack = SeedStack(build(algo, size, n, device))
+def measure(algo: str, size: str, n: int, device: str, updates: int, rounds: int, compile_mode: str = "none") -> dict:
+    singles = build(algo, size, n, device, compile_mode)
+    stack = SeedStack(build(algo, size, n, device, compile_mode))
     bs = [{k: v.to(device) for k, v in b.items()} for b in batches(n, device)]
     stacked = {k: torch.stack([b[k] for b in bs]) for k in bs[0]}
 
@@ -81,7 +84,7 @@ def measure(algo: str, size: str, n: int, device: str, updates: int, rounds: int
             sync(device)
             t[name].append(time.perf_counter() - t0)
     best = {k: min(v) for k, v in t.items()}
-    return {"algo": algo, "size": size, "seeds": n, "updates": updates, "rounds": rounds,
+    return {"algo": algo, "size": size, "seeds": n, "updates": updates, "rounds": rounds, "compile": compile_mode,
             "sequential_seed_updates_per_s": n * updates / best["sequential"],
             "stacked_seed_updates_per_s": n * updates / best["stacked"],
             "speedup": best["sequential"] / best["stacked"], "times_s": t}
@@ -96,6 +99,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--compile", default="none", help="the agents' compile option, for both sides (none, default, "
+                    "reduce-overhead, ...)")
     ap.add_argument("--out", default=str(REPO / "results/parity/bench_vectorised_seeds.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -103,7 +108,7 @@ def main() -> None:
     for algo in args.algos:
         for size in args.sizes:
             for n in args.seeds:
-                r = measure(algo, size, n, args.device, args.updates, args.rounds)
+                r = measure(algo, size, n, args.device, args.updates, args.rounds, args.compile)
                 rows.append(r)
                 print(f"{algo} {size} N={n}: sequential {r['sequential_seed_updates_per_s']:.1f}, stacked "
                       f"{r['stacked_seed_updates_per_s']:.1f} seed-updates/s -> speed-up {r['speedup']:.2f}x",

@@ -65,8 +65,6 @@ class SeedStack:
         self.agents = list(agents)
         self.template = agents[0]
         self.config = self.template.config
-        if getattr(self.config, "compile", "none") != "none":
-            raise UserError("compile is not supported in a seed stack yet: use compile=none")
         self._losses = _Losses(self.template)
         names = [n for n, _ in self.template.named_parameters()]
         self.params: dict[str, torch.Tensor] = {}
@@ -101,6 +99,12 @@ class SeedStack:
         # the draws argument is batched when given (the equivalence test), else None: the seeds draw their own
         self._vmapped_losses = {given: vmap(self._per_seed_losses, in_dims=(0, 0, 0, 0 if given else None),
                                             randomness="different") for given in (True, False)}
+        self.compile_mode = getattr(self.config, "compile", "none")
+        if self.compile_mode != "none":
+            # the agent's ``compile`` option, applied to the vmapped loss graph (forward and, through
+            # AOTAutograd, backward); as for one agent, compiled draws come from inductor's generator
+            mode = None if self.compile_mode == "default" else self.compile_mode
+            self._vmapped_losses = {k: torch.compile(f, mode=mode) for k, f in self._vmapped_losses.items()}
 
     def __len__(self) -> int:
         return len(self.agents)
@@ -113,7 +117,12 @@ class SeedStack:
     def update(self, batches: dict[str, torch.Tensor],
                draws: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """One update of every seed: losses per seed, one backward, per-seed clip, Polyak, Adam."""
+        cudagraphs = self.compile_mode == "reduce-overhead"
+        if cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
         terms, info = self._vmapped_losses[draws is not None](self.params, self.buffers, batches, draws)
+        if cudagraphs:  # the graph's outputs live in buffers the next replay overwrites
+            info = {k: v.clone() for k, v in info.items()}
         loss = torch.stack(list(terms.values())).sum()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
