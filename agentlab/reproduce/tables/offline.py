@@ -27,7 +27,8 @@ Hyper-parameters are the references' own, per task, never tuned here (:func:`rul
 Budgets: ``full`` is the references' protocol (4x512 networks, 1M gradient steps at batch 256,
 evaluations every 100k steps of 50 episodes, score = mean of the evaluations at 800k/900k/1M) on the
 five default tasks FQL reports that we can generate (cube-single task2, cube-double task2, scene task2,
-puzzle-3x3 task4) plus pointmaze-medium-navigate task1; run it with ``--backend ray --gpus-per-run F``.
+puzzle-3x3 task4) plus pointmaze-medium-navigate task1; run it with ``--backend ray --gpus-per-run F``
+(``--runs-per-process N`` trains N seeds of a cell as one vectorised update: :func:`run_group`).
 ``small`` is what the shared 2-core CPU box affords (:data:`BUDGETS`; stated in the caption).
 """
 
