@@ -256,10 +256,11 @@ class EnsembleCritic(nn.Module):
         return qs.mean(0) if how == "mean" else qs.min(0).values
 
 
-def make_adam(module: nn.Module, lr: float) -> torch.optim.Optimizer:
-    """One Adam over all trainable parameters: the fused kernel (one pass per tensor, CPU and CUDA),
-    else the multi-tensor implementation. Same update as optax.adam (eps 1e-8 outside the sqrt)."""
-    params = [p for p in module.parameters() if p.requires_grad]
+def make_adam(module: nn.Module | Sequence[torch.Tensor], lr: float) -> torch.optim.Optimizer:
+    """One Adam over all trainable parameters (of a module, or the given tensors): the fused kernel (one
+    pass per tensor, CPU and CUDA), else the multi-tensor implementation. Same update as optax.adam (eps
+    1e-8 outside the sqrt)."""
+    params = [p for p in (module.parameters() if isinstance(module, nn.Module) else module) if p.requires_grad]
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, TypeError):

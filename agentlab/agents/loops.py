@@ -81,20 +81,16 @@ def train_offline(ctx: TrainContext) -> dict[str, float]:
     return run_loop(ctx, OfflineTrainer(ctx, agent, ds))
 
 
-class _StackMember(Trainer):
-    """Run ``i`` of a :class:`~agentlab.agents.vectorised.SeedStack`: its state and evaluation; the
-    shared step is :func:`train_offline_together`'s."""
-
-    rate_metric = OfflineTrainer.rate_metric
+class _StackMember(OfflineTrainer):
+    """Run ``i`` of a :class:`~agentlab.agents.vectorised.SeedStack`: evaluated as an offline run, its
+    state sliced out of the stack; the shared step is :func:`train_offline_together`'s."""
 
     def __init__(self, ctx: TrainContext, stack: Any, i: int, dataset: Any):
-        self.ctx, self.stack, self.i, self.dataset = ctx, stack, i, dataset
+        super().__init__(ctx, stack.agents[i], dataset)
+        self.stack, self.i = stack, i
 
     def advance(self, step: int, total: int) -> tuple[int, Any]:
         raise RuntimeError("a stack member is advanced by its stack")
-
-    def evaluate(self, final: bool) -> dict[str, float]:
-        return evaluate_agent(self.ctx, self.stack.agents[self.i], self.dataset) if self.ctx.env_id is not None else {}
 
     def state_dict(self) -> dict[str, Any]:
         return self.stack.checkpoint_state(self.i)
@@ -122,6 +118,8 @@ def train_offline_together(ctxs: list[TrainContext]) -> list[dict[str, float]]:
         raise UserError("runs trained together must share the dataset, env, config, steps and device "
                         "(only the seed may differ)")
     algo = get_algorithm(first.algo)
+    if not hasattr(algo.build_agent, "losses"):
+        raise UserError(f"{first.algo} cannot be trained as a seed stack (it has no per-seed loss function)")
     ds, spaces = load_offline_data(first)
     agents = []
     for ctx in ctxs:
@@ -129,8 +127,6 @@ def train_offline_together(ctxs: list[TrainContext]) -> list[dict[str, float]]:
         seed_everything(ctx.seed)
         agent: Agent = algo.build_agent(ctx.config, spaces).to(ctx.device)
         agent.obs_norm.set(*ds.observation_stats())
-        if not hasattr(agent, "losses"):
-            raise UserError(f"{first.algo} cannot be trained as a seed stack (it has no per-seed loss function)")
         agents.append(agent)
     stack = SeedStack(agents)
     batch_size = int(getattr(first.config, "batch_size", 256))

@@ -30,6 +30,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from agentlab.agents.base import Agent
+from agentlab.agents.flow import make_adam
 from agentlab.errors import UserError
 
 
@@ -83,12 +84,7 @@ class SeedStack:
                 m.data = stacked[i]
         #: the trainable stacked tensors, in the order of the agents' own Adam (``make_adam``)
         self.trainable = [self.params[n] for n in names if self.params[n].requires_grad]
-        self.trainable_names = [n for n in names if self.params[n].requires_grad]
-        lr = self.template.opt.param_groups[0]["lr"]
-        try:
-            self.opt = torch.optim.Adam(self.trainable, lr=lr, fused=True)
-        except (RuntimeError, TypeError):
-            self.opt = torch.optim.Adam(self.trainable, lr=lr, foreach=True)
+        self.opt = make_adam(self.trainable, self.template.opt.param_groups[0]["lr"])
         critic = getattr(self.template, "critic", None)
         target = getattr(self.template, "target_critic", None)
         self._polyak = None
@@ -105,9 +101,6 @@ class SeedStack:
             # AOTAutograd, backward); as for one agent, compiled draws come from inductor's generator
             mode = None if self.compile_mode == "default" else self.compile_mode
             self._vmapped_losses = {k: torch.compile(f, mode=mode) for k, f in self._vmapped_losses.items()}
-
-    def __len__(self) -> int:
-        return len(self.agents)
 
     def _per_seed_losses(self, params, buffers, batch, draws):
         terms, info = functional_call(self._losses, ({f"agent.{k}": v for k, v in params.items()},

@@ -77,18 +77,24 @@ def get_table(name: str) -> TableSpec:
     return importlib.import_module(TABLES[name]).TABLE
 
 
-def execute_run(run_fn: str, spec: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
-    """Run one spec in the current process (used by every backend, in the worker)."""
+def _in_worker(threads: int | None) -> None:
+    """What every backend's worker sets before training: torch threads, no progress bars."""
     import os
-    import time
-
-    from agentlab.runs import git_sha
 
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     os.environ.setdefault("AGENTLAB_PROGRESS", "0")
+
+
+def execute_run(run_fn: str, spec: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
+    """Run one spec in the current process (used by every backend, in the worker)."""
+    import time
+
+    from agentlab.runs import git_sha
+
+    _in_worker(threads)
     t0 = time.perf_counter()
     result = resolve_function(run_fn)(RunSpec.from_dict(spec))
     return {"spec": spec, "result": result, "wall_s": time.perf_counter() - t0, "git_sha": git_sha(short=True)}
@@ -97,19 +103,14 @@ def execute_run(run_fn: str, spec: dict[str, Any], threads: int | None = None) -
 def execute_job(run_fn: str, group_fn: str | None, specs: list[dict[str, Any]],
                 threads: int | None = None) -> list[dict[str, Any]]:
     """Run a job of one spec (``run_fn``) or of several that differ only by seed (``group_fn``, in one
-    process); one record per spec. Used by every backend, in the worker."""
+    process); one record per spec (``wall_s``: the whole job's). Used by every backend, in the worker."""
     if len(specs) == 1 or group_fn is None:
         return [execute_run(run_fn, s, threads) for s in specs]
-    import os
     import time
 
     from agentlab.runs import git_sha
 
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    os.environ.setdefault("AGENTLAB_PROGRESS", "0")
+    _in_worker(threads)
     t0 = time.perf_counter()
     results = resolve_function(group_fn)([RunSpec.from_dict(s) for s in specs])
     wall = time.perf_counter() - t0

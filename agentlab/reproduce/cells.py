@@ -42,8 +42,9 @@ def offline_cell(spec: Any, dataset: str, env_id: str | None, curve_key: str, sc
     from agentlab.training import train
 
     job = _offline_job(spec, dataset, env_id, runs_root)
-    train(job.pop("algo"), job.pop("out"), **job)
-    return _offline_result(Path(runs_root) / spec.table / spec.run_id, env_id, curve_key, scale)
+    out = job.pop("out")
+    train(job.pop("algo"), out, **job)
+    return _offline_result(out, env_id, curve_key, scale)
 
 
 def offline_cells(specs: list[Any], dataset: str, env_id: str | None, curve_key: str, scale: float = 1.0,
@@ -52,5 +53,6 @@ def offline_cells(specs: list[Any], dataset: str, env_id: str | None, curve_key:
     (:func:`agentlab.training.train_together`); each has its own run directory, as with :func:`offline_cell`."""
     from agentlab.training import train_together
 
-    train_together([_offline_job(s, dataset, env_id, runs_root) for s in specs])
-    return [_offline_result(Path(runs_root) / s.table / s.run_id, env_id, curve_key, scale) for s in specs]
+    jobs = [_offline_job(s, dataset, env_id, runs_root) for s in specs]
+    train_together(jobs)
+    return [_offline_result(j["out"], env_id, curve_key, scale) for j in jobs]
